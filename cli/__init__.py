@@ -1,0 +1,1 @@
+"""The rlexport command line (Typer + rich); installed as ``rlexport.cli``."""

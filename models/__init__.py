@@ -1,0 +1,1 @@
+"""Reference actor-critic presets; installed as ``rlexport.models``."""

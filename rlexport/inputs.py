@@ -1,0 +1,110 @@
+"""Keyword inputs: TorchRL key flattening and the checks every module shares.
+
+Every rlexport module takes TorchRL's flattened keys as keyword arguments (``next_reward`` for
+``("next", "reward")``). These helpers give one wording to every input error, so a user reads
+the same kind of message from a loss, an estimator or an exporter: the bad key, what was
+expected, the shapes involved. Checks look only at names, shapes and dtypes (static under
+``torch.export``), never at tensor values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+NestedKey = str | tuple[str, ...]
+
+
+def flatten_key(key: NestedKey) -> str:
+    """``("next", "reward") -> "next_reward"``; a plain string is returned unchanged."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, tuple) and key and all(isinstance(part, str) for part in key):
+        return "_".join(key)
+    raise TypeError(f"a key must be a string or a tuple of strings, got {key!r}")
+
+
+def next_key(key: NestedKey) -> str:
+    """The flattened name of ``("next", key)``: ``"observation" -> "next_observation"``."""
+    return "next_" + flatten_key(key)
+
+
+def check_keywords(
+    owner: str,
+    given: Mapping[str, Any],
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+) -> None:
+    """Refuse missing and unknown keyword inputs by name.
+
+    Raises ``TypeError`` naming the first missing key (listing every expected one) or every
+    unknown key (listing the accepted ones).
+    """
+    required = list(dict.fromkeys(required))
+    optional = [k for k in dict.fromkeys(optional) if k not in required]
+    accepted = required + optional
+    missing = [k for k in required if k not in given or given[k] is None]
+    if missing:
+        raise TypeError(
+            f"{owner}: missing input {missing[0]!r}"
+            + (f" (and {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else "")
+            + f"; expected keywords: required {required}"
+            + (f", optional {optional}" if optional else "")
+        )
+    unknown = [k for k in given if k not in accepted]
+    if unknown:
+        raise TypeError(
+            f"{owner}: unknown input {', '.join(map(repr, unknown))}; accepted keywords: {accepted}"
+        )
+
+
+def check_tensor(owner: str, name: str, value: Any, *, floating: bool | None = None, boolean: bool = False) -> torch.Tensor:
+    """Check that ``value`` is a tensor (of a floating or bool dtype when asked) and return it."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{owner}: input {name!r} must be a torch.Tensor, got {type(value).__name__}")
+    if boolean and value.dtype != torch.bool:
+        raise TypeError(f"{owner}: input {name!r} must be a bool tensor, got dtype {value.dtype}")
+    if floating is True and not value.dtype.is_floating_point:
+        raise TypeError(f"{owner}: input {name!r} must be a floating-point tensor, got dtype {value.dtype}")
+    return value
+
+
+def check_same_shape(owner: str, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Require every tensor in ``tensors`` to have one shape; the error names both shapes."""
+    items = list(tensors.items())
+    first_name, first = items[0]
+    for name, tensor in items[1:]:
+        if tuple(tensor.shape) != tuple(first.shape):
+            raise ValueError(
+                f"{owner}: {name!r} has shape {list(tensor.shape)} but {first_name!r} has shape "
+                f"{list(first.shape)}; they must match"
+            )
+
+
+def normalize_dim(owner: str, name: str, dim: int, ndim: int) -> int:
+    """A non-negative dimension index, or ``ValueError`` naming the argument and the rank."""
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise TypeError(f"{owner}: {name} must be an int, got {dim!r}")
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"{owner}: {name}={dim} is out of range for a tensor with {ndim} dims (shape rank {ndim})")
+    return dim % ndim
+
+
+def constant_like(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``value`` as a tensor of ``like``'s dtype and device.
+
+    A Python float written into a traced graph becomes a float32 constant; making every constant
+    a tensor of the input dtype keeps float64 graphs exact.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype=like.dtype, device=like.device)
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
+
+
+def choice(owner: str, name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else ``ValueError`` listing the allowed values."""
+    if value not in allowed:
+        raise ValueError(f"{owner}: {name}={value!r} is not supported; choose one of {list(allowed)}")
+    return value
