@@ -1,0 +1,28 @@
+'use strict';
+// GAE graph at horizons other than the one it was exported with: an estimator exported with a
+// fixed T runs at other T silently wrong (or fails), so this is the check that T is dynamic.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { golden, open, feeds, compareOutputs, checkSignature } = require('../runner');
+
+test('GAE: golden horizons differ from the export horizon and match', async (t) => {
+  const { entry, golden: g } = golden('gae_onnx');
+  const exportT = entry.export_horizon;
+  assert.ok(Number.isInteger(exportT), 'manifest must record the GAE export horizon ("export_horizon")');
+  const session = await open(g.artifact);
+  const errors = [];
+  const horizons = [];
+  for (const c of g.cases) {
+    const reward = c.inputs.next_reward;
+    assert.ok(reward, `${c.name}: no next_reward input`);
+    // [*batch, T, 1]: the time axis is -2.
+    horizons.push(reward.shape[reward.shape.length - 2]);
+    errors.push(...checkSignature(session, g, Object.keys(c.inputs), Object.keys(c.outputs)).map((m) => `${c.name}: ${m}`));
+    const results = await session.run(feeds(c.inputs));
+    errors.push(...compareOutputs(c.name, results, c.outputs, g));
+  }
+  assert.ok(horizons.some((T) => T !== exportT), `every golden horizon (${horizons}) equals the export horizon ${exportT}`);
+  t.diagnostic(`exported at T=${exportT}; checked at T=${horizons.join(', ')}; rtol=${g.rtol} atol=${g.atol}`);
+  assert.deepEqual(errors, [], errors.join('\n'));
+});
