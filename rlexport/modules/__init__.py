@@ -1,1 +1,48 @@
+"""Actor and critic modules: export-ready distributions and keyword-tensor wrappers.
 
+See docs/design.md, "Actor and critic modules".
+"""
+
+from rlexport.modules.actors import (
+    INTERACTION_TYPES,
+    NormalParamExtractor,
+    ProbabilisticActor,
+    ValueOperator,
+    biased_softplus,
+    inv_softplus,
+    mappings,
+)
+from rlexport.modules.distributions import (
+    Categorical,
+    Delta,
+    Distribution,
+    IndependentNormal,
+    Normal,
+    OneHotCategorical,
+    TanhNormal,
+    atanh,
+    safe_atanh,
+    safe_tanh,
+    softplus,
+)
+
+__all__ = [
+    "Distribution",
+    "Categorical",
+    "OneHotCategorical",
+    "IndependentNormal",
+    "Normal",
+    "TanhNormal",
+    "Delta",
+    "NormalParamExtractor",
+    "ProbabilisticActor",
+    "ValueOperator",
+    "INTERACTION_TYPES",
+    "biased_softplus",
+    "inv_softplus",
+    "mappings",
+    "atanh",
+    "safe_atanh",
+    "safe_tanh",
+    "softplus",
+]
