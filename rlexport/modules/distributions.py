@@ -255,7 +255,8 @@ class OneHotCategorical(Categorical):
 
     def __init__(self, logits: torch.Tensor | None = None, probs: torch.Tensor | None = None):
         super().__init__(logits=logits, probs=probs)
-        self.event_shape = self.logits.shape[-1:]
+        # event_shape stays () as in TorchRL 0.14.1 (it subclasses torch's Categorical);
+        # torch's own OneHotCategorical reports (n,).
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         value = check_tensor(type(self).__name__, "value", value)
