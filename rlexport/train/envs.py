@@ -1,0 +1,208 @@
+"""Vectorised Gymnasium environments, running statistics and exact env snapshots.
+
+Autoreset: ``SyncVectorEnv`` with ``AutoresetMode.SAME_STEP``. A step that ends an episode
+returns the *reset* observation of the next episode and puts the real last observation in
+``info["final_obs"]``; the collector stores that real observation as ``next_observation`` so a
+truncated episode bootstraps from where it really stopped, and there is no pending reset step
+to skip (NEXT_STEP mode would interleave a no-op transition after every episode end).
+
+Snapshots: to resume a run with nothing lost, the checkpoint holds every sub-environment's
+state where it can be read back exactly: the env's ``np_random`` generator state, ``TimeLimit``'s
+step counter, and the simulator state of classic-control (``unwrapped.state``) and MuJoCo
+(``qpos``/``qvel``) environments. An environment whose simulator state cannot be captured is
+reset with a derived seed on resume (recorded as ``exact_env_state: false`` in the checkpoint).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:  # gymnasium is a hard dependency, but keep the import error readable
+    import gymnasium as gym
+except ImportError as err:  # pragma: no cover
+    raise ImportError("rlexport.train needs gymnasium (pip install gymnasium)") from err
+
+
+class EnvError(ValueError):
+    """An environment id or space that training cannot use."""
+
+
+def check_env_id(env_id: str) -> None:
+    """Refuse an id that is not registered, with a one-line message."""
+    if env_id not in gym.registry:
+        close = [k for k in gym.registry if env_id.lower().split("-")[0] in k.lower()][:5]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise EnvError(f"unknown Gymnasium environment id {env_id!r}{hint}")
+
+
+def describe_spaces(env_id: str) -> tuple[gym.spaces.Space, gym.spaces.Space]:
+    """``(observation_space, action_space)`` of one instance; refuses unsupported spaces."""
+    check_env_id(env_id)
+    try:
+        env = gym.make(env_id)
+    except Exception as err:  # missing optional dependency (box2d, mujoco, ...)
+        raise EnvError(f"cannot create environment {env_id!r}: {type(err).__name__}: {err}") from err
+    try:
+        return check_spaces(env_id, env.observation_space, env.action_space)
+    finally:
+        env.close()
+
+
+def check_spaces(env_id: str, obs_space: Any, act_space: Any) -> tuple[Any, Any]:
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise EnvError(
+            f"environment {env_id!r} has observation space {obs_space}; rlexport train supports flat Box observations"
+        )
+    if isinstance(act_space, gym.spaces.Discrete):
+        if int(act_space.start) != 0:
+            raise EnvError(f"environment {env_id!r}: Discrete action space with start={act_space.start} is not supported")
+        return obs_space, act_space
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
+        if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
+            raise EnvError(f"environment {env_id!r}: Box action space {act_space} must be bounded")
+        return obs_space, act_space
+    raise EnvError(
+        f"environment {env_id!r} has action space {act_space}; rlexport train supports Discrete and flat Box actions"
+    )
+
+
+def make_vec_env(env_id: str, num_envs: int) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` copies of ``env_id`` in a ``SyncVectorEnv`` with same-step autoreset."""
+    check_env_id(env_id)
+    return gym.vector.SyncVectorEnv(
+        [lambda: gym.make(env_id) for _ in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+
+
+class RunningMeanStd:
+    """Running mean / variance (parallel algorithm, float64), as Gymnasium's normalisation wrappers."""
+
+    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = float(epsilon)
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float64)
+        batch_mean, batch_var, batch_count = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        delta = batch_mean - self.mean
+        tot = self.count + batch_count
+        new_mean = self.mean + delta * batch_count / tot
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / tot
+        self.mean, self.var, self.count = new_mean, m2 / tot, tot
+
+    def state(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}.mean": self.mean, f"{prefix}.var": self.var, f"{prefix}.count": np.array([self.count])}
+
+    def load(self, prefix: str, tensors: dict[str, np.ndarray]) -> None:
+        self.mean = np.asarray(tensors[f"{prefix}.mean"], np.float64).copy()
+        self.var = np.asarray(tensors[f"{prefix}.var"], np.float64).copy()
+        self.count = float(np.asarray(tensors[f"{prefix}.count"]).reshape(-1)[0])
+
+
+class ObsNormalizer:
+    """``clip((x - mean) / sqrt(var + eps), -clip, clip)`` with running statistics (or identity)."""
+
+    def __init__(self, dim: int, enabled: bool, clip: float = 10.0, eps: float = 1e-8):
+        self.enabled, self.clip, self.eps = enabled, clip, eps
+        self.rms = RunningMeanStd((dim,))
+
+    def update(self, obs: np.ndarray) -> None:
+        if self.enabled:
+            self.rms.update(obs)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if not self.enabled:
+            return np.asarray(obs, np.float32)
+        out = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.eps)
+        return np.clip(out, -self.clip, self.clip).astype(np.float32)
+
+
+class RewardScaler:
+    """Gymnasium's ``NormalizeReward``: divide by the std of the discounted return (or identity)."""
+
+    def __init__(self, num_envs: int, gamma: float, enabled: bool, clip: float = 10.0, eps: float = 1e-8):
+        self.enabled, self.gamma, self.clip, self.eps = enabled, gamma, clip, eps
+        self.rms = RunningMeanStd(())
+        self.returns = np.zeros(num_envs, np.float64)
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        if not self.enabled:
+            return np.asarray(reward, np.float32)
+        self.returns = self.returns * self.gamma + reward
+        self.rms.update(self.returns)
+        out = reward / np.sqrt(self.rms.var + self.eps)
+        self.returns[done] = 0.0
+        return np.clip(out, -self.clip, self.clip).astype(np.float32)
+
+
+# -- snapshots -----------------------------------------------------------------------------
+
+
+def _wrappers(env: Any) -> list[Any]:
+    chain = []
+    while env is not None:
+        chain.append(env)
+        env = getattr(env, "env", None)
+    return chain
+
+
+def snapshot_env(env: Any) -> tuple[dict[str, Any], dict[str, np.ndarray], bool]:
+    """``(json_meta, arrays, exact)`` for one sub-environment."""
+    meta: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for i, w in enumerate(_wrappers(env)):
+        if hasattr(w, "_elapsed_steps"):
+            meta[f"elapsed_steps.{i}"] = w._elapsed_steps
+    u = env.unwrapped
+    meta["np_random"] = u.np_random.bit_generator.state if getattr(u, "_np_random", None) is not None else None
+    exact = True
+    if hasattr(u, "data") and hasattr(u, "set_state") and hasattr(u.data, "qpos"):  # MuJoCo
+        arrays["qpos"] = np.array(u.data.qpos, np.float64)
+        arrays["qvel"] = np.array(u.data.qvel, np.float64)
+    elif getattr(u, "state", None) is not None:  # classic control
+        state = u.state
+        arrays["state"] = np.array(state, np.float64)
+        meta["state_type"] = type(state).__name__
+        meta["state_dtype"] = str(np.asarray(state).dtype)
+        if hasattr(u, "steps_beyond_terminated"):
+            meta["steps_beyond_terminated"] = u.steps_beyond_terminated
+    else:
+        exact = False
+    return meta, arrays, exact
+
+
+def restore_env(env: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    for i, w in enumerate(_wrappers(env)):
+        key = f"elapsed_steps.{i}"
+        if key in meta and hasattr(w, "_elapsed_steps"):
+            w._elapsed_steps = meta[key]
+    u = env.unwrapped
+    if meta.get("np_random") is not None:
+        u.np_random.bit_generator.state = meta["np_random"]
+    if "qpos" in arrays:
+        u.set_state(arrays["qpos"], arrays["qvel"])
+    elif "state" in arrays:
+        value = np.asarray(arrays["state"]).astype(meta.get("state_dtype", "float64"))
+        u.state = tuple(value.tolist()) if meta.get("state_type") == "tuple" else value
+        if "steps_beyond_terminated" in meta:
+            u.steps_beyond_terminated = meta["steps_beyond_terminated"]
+
+
+def snapshot_vec(vec: gym.vector.SyncVectorEnv) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], bool]:
+    metas, arrays, exact = [], {}, True
+    for i, env in enumerate(vec.envs):
+        m, a, e = snapshot_env(env)
+        metas.append(m)
+        arrays.update({f"env.{i}.{k}": v for k, v in a.items()})
+        exact &= e
+    return metas, arrays, exact
+
+
+def restore_vec(vec: gym.vector.SyncVectorEnv, metas: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+    for i, env in enumerate(vec.envs):
+        prefix = f"env.{i}."
+        restore_env(env, metas[i], {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})

@@ -1,0 +1,434 @@
+"""``train(cfg)``: collect, estimate, update, checkpoint, log; resume; export at the end.
+
+Run folder (``--out``, default ``runs/<env>-<algo>-<seed>-<timestamp>``)::
+
+    config.json               the full TrainConfig
+    checkpoints/latest.safetensors   everything needed to resume (see checkpoint.py)
+    metrics.csv               one row per update (losses, lr, steps/s, mean return of last 20)
+    episodes.csv              one row per finished episode
+    tb/                       TensorBoard events (only when tensorboard is installed)
+    learning_curve.png        episodic returns + running mean
+    graphs/                   the ONNX engine's runtime graphs (act, gae, train_step)
+    artifacts/                final exported policy / loss / train step + golden samples
+    validation.json           the parity report of the final artifacts
+    summary.json              final numbers
+
+The loop is deterministic given the seed (one torch thread): all sampling noise and minibatch
+permutations come from one numpy generator whose state is checkpointed, so a run resumed from
+its checkpoint after a kill continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .agent import AgentSpec, build_agent
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .envs import EnvError, ObsNormalizer, RewardScaler, describe_spaces, make_vec_env, restore_vec, snapshot_vec
+from .metrics import MetricsLogger, plot_learning_curve
+
+CHECKPOINT = Path("checkpoints") / "latest.safetensors"
+
+
+class TrainError(ValueError):
+    """Bad user input for training (env id, spaces, output folder, checkpoint): one line, exit 2."""
+
+
+class TrainInterrupted(KeyboardInterrupt):
+    """Ctrl-C / SIGTERM: the last checkpoint is intact; ``--resume`` continues the run."""
+
+    def __init__(self, run_dir: Path, global_step: int):
+        super().__init__(f"interrupted at step {global_step}; resume with: rlexport train --resume {run_dir}")
+        self.run_dir, self.global_step = run_dir, global_step
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    global_step: int
+    mean_return: float | None
+    steps_per_s: float
+    episodes: int
+    artifacts: dict[str, str] = field(default_factory=dict)
+    validation_passed: bool | None = None
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.env_id}-{cfg.algo}-{cfg.seed}-{stamp}"
+
+
+def _prepare_new_run_dir(path: Path) -> None:
+    """Create ``path`` (must be new or empty) and prove it is writable, or ``TrainError``."""
+    if path.exists():
+        if not path.is_dir():
+            raise TrainError(f"output folder {path} exists and is not a folder")
+        if any(path.iterdir()):
+            raise TrainError(f"output folder {path} already exists and is not empty; use --resume {path} to continue it")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise TrainError(f"output folder {path} is not writable: {err.strerror or err}") from err
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """One run: built from a fresh config or from a run folder's checkpoint."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, resume_state: tuple[dict, dict] | None = None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        torch.set_num_threads(cfg.threads)
+        obs_space, act_space = describe_spaces(cfg.env_id)
+        self.spec = AgentSpec(int(obs_space.shape[0]), act_space, cfg.box_distribution)
+        self.actor, self.critic = build_agent(self.spec, cfg.hidden, cfg.seed)
+        E, T, D = cfg.num_envs, cfg.num_steps, self.spec.obs_dim
+        act_shape = (E, T) if self.spec.discrete else (E, T, self.spec.act_dim)
+        self.buf = {
+            "observation": np.zeros((E, T, D), np.float32),
+            "next_observation": np.zeros((E, T, D), np.float32),
+            "action": np.zeros(act_shape, np.int64 if self.spec.discrete else np.float32),
+            "sample_log_prob": np.zeros((E, T), np.float32),
+            "next_reward": np.zeros((E, T, 1), np.float32),
+            "next_done": np.zeros((E, T, 1), bool),
+            "next_terminated": np.zeros((E, T, 1), bool),
+        }
+        self.engine = self._make_engine()
+        self.obs_norm = ObsNormalizer(D, cfg.normalize_obs)
+        self.rew_scale = RewardScaler(E, cfg.gamma, cfg.normalize_reward)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.vec = make_vec_env(cfg.env_id, E)
+        raw, _ = self.vec.reset(seed=cfg.seed)
+        self.obs_norm.update(raw)
+        self.obs = self.obs_norm(raw)
+        self.ep_ret = np.zeros(E, np.float64)
+        self.ep_len = np.zeros(E, np.int64)
+        self.global_step = 0
+        self.update_idx = 0
+        self.recent: collections.deque[float] = collections.deque(maxlen=20)
+        self.recent_len: collections.deque[int] = collections.deque(maxlen=20)
+        self.episodes = 0
+        self.exact_env_state = True
+        if resume_state is not None:
+            self._restore(*resume_state)
+
+    # -- construction ------------------------------------------------------------------------
+    def _make_engine(self):
+        from .engines import OnnxEngine, TorchEngine
+
+        if self.cfg.engine == "torch":
+            return TorchEngine(self.cfg, self.spec, self.actor, self.critic)
+        mb = self._example_minibatch()
+        return OnnxEngine(self.cfg, self.spec, self.actor, self.critic, self.run_dir / "graphs",
+                          example_rollout=self._example_rollout(), example_minibatch=mb)
+
+    def _example_rollout(self) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(123)
+        ex = {k: v.copy() for k, v in self.buf.items()}
+        ex["observation"] = rng.standard_normal(ex["observation"].shape).astype(np.float32)
+        ex["next_observation"] = rng.standard_normal(ex["next_observation"].shape).astype(np.float32)
+        ex["next_reward"] = rng.standard_normal(ex["next_reward"].shape).astype(np.float32)
+        ex["next_done"] = rng.random(ex["next_done"].shape) < 0.1
+        ex["next_terminated"] = ex["next_done"] & (rng.random(ex["next_done"].shape) < 0.5)
+        return ex
+
+    def _example_minibatch(self) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(321)
+        n = self.cfg.minibatch_size
+        ex: dict[str, np.ndarray] = {"observation": rng.standard_normal((n, self.spec.obs_dim)).astype(np.float32)}
+        if self.spec.discrete:
+            ex["action"] = rng.integers(0, self.spec.n, size=(n,)).astype(np.int64)
+        else:
+            ex["action"] = np.clip(rng.standard_normal((n, self.spec.act_dim)), -0.9, 0.9).astype(np.float32)
+            if self.spec.kind == "tanh_normal":
+                lo, hi = self.spec.low, self.spec.high
+                ex["action"] = (lo + (ex["action"] + 1) * 0.5 * (hi - lo)).astype(np.float32)
+        lp = (-np.abs(rng.standard_normal(n)) - 0.5).astype(np.float32)
+        ex.update(sample_log_prob=lp, action_log_prob=lp, log_prob=lp)
+        ex["advantage"] = rng.standard_normal((n, 1)).astype(np.float32)
+        ex["value_target"] = rng.standard_normal((n, 1)).astype(np.float32)
+        ex["state_value"] = rng.standard_normal((n, 1)).astype(np.float32)
+        return ex
+
+    # -- checkpoint --------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        tensors: dict[str, Any] = dict(self.engine.state())
+        tensors["rng.torch"] = torch.random.get_rng_state()
+        tensors.update(self.obs_norm.rms.state("obs_rms"))
+        tensors.update(self.rew_scale.rms.state("rew_rms"))
+        tensors["rew_returns"] = self.rew_scale.returns
+        tensors["obs"] = self.obs
+        tensors["ep_ret"] = self.ep_ret
+        tensors["ep_len"] = self.ep_len
+        metas, arrays, exact = snapshot_vec(self.vec)
+        tensors.update(arrays)
+        meta = {
+            "global_step": self.global_step, "update": self.update_idx, "episodes": self.episodes,
+            "rng_numpy": self.rng.bit_generator.state, "envs": metas, "exact_env_state": exact,
+            "env_id": self.cfg.env_id, "algo": self.cfg.algo, "engine": self.cfg.engine,
+            "recent": list(self.recent), "recent_len": list(self.recent_len),
+        }
+        save_checkpoint(self.run_dir / CHECKPOINT, tensors, meta)
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        np_t = {k: v.numpy() for k, v in tensors.items()}
+        self.engine.load_state(tensors)
+        torch.random.set_rng_state(tensors["rng.torch"])
+        self.obs_norm.rms.load("obs_rms", np_t)
+        self.rew_scale.rms.load("rew_rms", np_t)
+        self.rew_scale.returns = np_t["rew_returns"].astype(np.float64).copy()
+        self.ep_ret = np_t["ep_ret"].astype(np.float64).copy()
+        self.ep_len = np_t["ep_len"].astype(np.int64).copy()
+        self.rng.bit_generator.state = meta["rng_numpy"]
+        self.global_step, self.update_idx, self.episodes = meta["global_step"], meta["update"], meta["episodes"]
+        self.recent.extend(meta.get("recent", []))
+        self.recent_len.extend(meta.get("recent_len", []))
+        self.obs = np_t["obs"].astype(np.float32).copy()
+        self.exact_env_state = bool(meta.get("exact_env_state", False))
+        restore_vec(self.vec, meta["envs"], {k: v for k, v in np_t.items() if k.startswith("env.")})
+        if not self.exact_env_state:
+            # simulator state could not be captured: restart the episodes in progress
+            raw, _ = self.vec.reset(seed=int(self.cfg.seed * 1_000_003 + self.global_step) % (2**31))
+            self.obs = self.obs_norm(raw)
+            self.ep_ret[:] = 0
+            self.ep_len[:] = 0
+
+    # -- one iteration -----------------------------------------------------------------------
+    def collect(self, logger: MetricsLogger | None) -> None:
+        cfg, spec, buf = self.cfg, self.spec, self.buf
+        for t in range(cfg.num_steps):
+            noise = spec.draw_noise(self.rng, cfg.num_envs)
+            action, logp = self.engine.act(self.obs, noise)
+            raw, reward, term, trunc, info = self.vec.step(spec.env_action(action))
+            done = np.logical_or(term, trunc)
+            final = raw
+            if done.any() and "final_obs" in info:
+                final = raw.copy()
+                for i in np.nonzero(info.get("_final_obs", done))[0]:
+                    final[i] = info["final_obs"][i]
+            self.obs_norm.update(raw)
+            buf["observation"][:, t] = self.obs
+            buf["action"][:, t] = action
+            buf["sample_log_prob"][:, t] = logp.reshape(cfg.num_envs)
+            buf["next_observation"][:, t] = self.obs_norm(final)
+            buf["next_reward"][:, t, 0] = self.rew_scale(np.asarray(reward, np.float64), done)
+            buf["next_done"][:, t, 0] = done
+            buf["next_terminated"][:, t, 0] = term
+            self.obs = self.obs_norm(raw)
+            self.global_step += cfg.num_envs
+            self.ep_ret += reward
+            self.ep_len += 1
+            for i in np.nonzero(done)[0]:
+                self.episodes += 1
+                self.recent.append(float(self.ep_ret[i]))
+                self.recent_len.append(int(self.ep_len[i]))
+                if logger is not None:
+                    logger.episode(self.global_step, int(i), float(self.ep_ret[i]), int(self.ep_len[i]))
+                self.ep_ret[i] = 0.0
+                self.ep_len[i] = 0
+
+    def learning_rate(self) -> float:
+        cfg = self.cfg
+        if not cfg.anneal_lr:
+            return cfg.learning_rate
+        frac = 1.0 - self.update_idx / cfg.num_updates  # update_idx = iterations done so far
+        return max(frac, 0.0) * cfg.learning_rate
+
+    def learn(self) -> dict[str, float]:
+        cfg = self.cfg
+        adv, vt = self.engine.gae(self.buf)
+        N = cfg.batch_size
+        flat = {
+            "observation": self.buf["observation"].reshape(N, -1),
+            "action": self.buf["action"].reshape((N,) if self.spec.discrete else (N, -1)),
+            "sample_log_prob": self.buf["sample_log_prob"].reshape(N),
+            "advantage": adv.reshape(N, 1).astype(np.float32),
+            "value_target": vt.reshape(N, 1).astype(np.float32),
+        }
+        flat["state_value"] = (flat["value_target"] - flat["advantage"]).astype(np.float32)
+        flat["action_log_prob"] = flat["log_prob"] = flat["sample_log_prob"]
+        lr = self.learning_rate()
+        sums: dict[str, float] = collections.defaultdict(float)
+        count = 0
+        mbs = cfg.minibatch_size
+        for _ in range(cfg.update_epochs):
+            perm = self.rng.permutation(N)
+            for start in range(0, N, mbs):
+                idx = perm[start:start + mbs]
+                if len(idx) < mbs and start > 0:  # keep one graph shape: fold a remainder away
+                    continue
+                out = self.engine.update({k: v[idx] for k, v in flat.items()}, lr)
+                for k, v in out.items():
+                    sums[k] += v
+                count += 1
+        res = {k: v / max(count, 1) for k, v in sums.items()}
+        y, v = flat["value_target"].reshape(-1), flat["state_value"].reshape(-1)
+        var_y = float(np.var(y))
+        res["explained_variance"] = float("nan") if var_y == 0 else 1.0 - float(np.var(y - v)) / var_y
+        res["learning_rate"] = lr
+        self.update_idx += 1
+        return res
+
+    def close(self) -> None:
+        self.vec.close()
+
+
+# -- public entry points ------------------------------------------------------------------
+
+
+def _read_resume(run: Path) -> tuple[TrainConfig, dict, dict]:
+    run = Path(run)
+    if not run.is_dir():
+        raise TrainError(f"--resume: run folder {run} does not exist")
+    cfg_path = run / "config.json"
+    try:
+        cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+        cfg.validate()
+    except FileNotFoundError:
+        raise TrainError(f"--resume: {cfg_path} is missing; {run} is not an rlexport train run") from None
+    except (ValueError, TypeError) as err:
+        raise TrainError(f"--resume: {cfg_path} is not a valid config ({err})") from None
+    try:
+        tensors, meta = load_checkpoint(run / CHECKPOINT)
+    except CheckpointError as err:
+        raise TrainError(f"--resume: {err}") from None
+    if meta.get("env_id") != cfg.env_id or meta.get("algo") != cfg.algo or meta.get("engine") != cfg.engine:
+        raise TrainError(f"--resume: checkpoint in {run} does not belong to its config.json (env/algo/engine differ)")
+    return cfg, tensors, meta
+
+
+def _check_state_matches(trainer_state: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], run: Path) -> None:
+    for k, v in trainer_state.items():
+        if k not in tensors or tuple(tensors[k].shape) != tuple(v.shape):
+            raise TrainError(f"--resume: checkpoint in {run} does not match the model (tensor {k!r} missing or reshaped)")
+
+
+def train(
+    cfg: TrainConfig | None = None,
+    *,
+    resume: str | Path | None = None,
+    total_steps: int | None = None,
+    on_update: Callable[[Trainer, dict[str, Any]], None] | None = None,
+    stop_after_updates: int | None = None,
+) -> TrainResult:
+    """Run (or continue) training; see the module docstring for the run folder.
+
+    ``on_update(trainer, row)`` is called after every update (the CLI's progress bar).
+    ``stop_after_updates`` ends the process early after that many updates *in this call*, as a
+    kill would (tests use it to simulate an interruption); the checkpoint is written as usual.
+    """
+    resume_state = None
+    if resume is not None:
+        run_dir = Path(resume)
+        cfg, tensors, meta = _read_resume(run_dir)
+        if total_steps is not None:
+            cfg.total_steps = int(total_steps)
+            cfg.validate()
+        resume_state = (tensors, meta)
+    else:
+        if cfg is None:
+            raise TrainError("train: give a config or resume=RUN")
+        cfg.validate()
+        try:
+            describe_spaces(cfg.env_id)
+        except EnvError as err:
+            raise TrainError(str(err)) from None
+        run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        _prepare_new_run_dir(run_dir)
+        cfg.out = str(run_dir)
+        _write_json(run_dir / "config.json", json.loads(cfg.to_json()))
+
+    try:
+        trainer = Trainer(cfg, run_dir, resume_state)
+    except EnvError as err:
+        raise TrainError(str(err)) from None
+    if resume_state is not None:
+        _check_state_matches(trainer.engine.state(), resume_state[0], run_dir)
+    logger = MetricsLogger(run_dir, resume_step=trainer.global_step if resume_state is not None else None)
+    if resume_state is None:
+        trainer.checkpoint()  # step 0: a kill during the first rollout still resumes
+
+    old_handler = None
+    try:
+        old_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        pass
+    start_step, t0 = trainer.global_step, time.perf_counter()
+    done_here = 0
+    try:
+        while trainer.update_idx < cfg.num_updates:
+            trainer.collect(logger)
+            res = trainer.learn()
+            elapsed = time.perf_counter() - t0
+            row = {
+                "update": trainer.update_idx, "global_step": trainer.global_step, "time_s": elapsed,
+                "steps_per_s": (trainer.global_step - start_step) / max(elapsed, 1e-9),
+                "episodes": trainer.episodes,
+                "mean_return_20": float(np.mean(trainer.recent)) if trainer.recent else float("nan"),
+                "mean_length_20": float(np.mean(trainer.recent_len)) if trainer.recent_len else float("nan"),
+                **res,
+            }
+            logger.update(row)
+            logger.flush()
+            # metrics first, then the checkpoint: rows past a checkpoint are cut back on resume
+            if trainer.update_idx % cfg.checkpoint_interval == 0 or trainer.update_idx >= cfg.num_updates:
+                trainer.checkpoint()
+            if on_update is not None:
+                on_update(trainer, row)
+            done_here += 1
+            if stop_after_updates is not None and done_here >= stop_after_updates and trainer.update_idx < cfg.num_updates:
+                raise TrainInterrupted(run_dir, trainer.global_step)
+    except KeyboardInterrupt as err:
+        logger.close()
+        trainer.close()
+        if isinstance(err, TrainInterrupted):
+            raise
+        raise TrainInterrupted(run_dir, trainer.global_step) from None
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+    elapsed = time.perf_counter() - t0
+    logger.close()
+    trainer.close()
+    plot_learning_curve(run_dir, title=f"{cfg.env_id} {cfg.algo.upper()} ({cfg.engine}) seed {cfg.seed}")
+    result = TrainResult(
+        run_dir=run_dir, global_step=trainer.global_step,
+        mean_return=float(np.mean(trainer.recent)) if trainer.recent else None,
+        steps_per_s=(trainer.global_step - start_step) / max(elapsed, 1e-9), episodes=trainer.episodes,
+    )
+    if cfg.export_artifacts:
+        from .artifacts import export_run_artifacts
+
+        result.artifacts, result.validation_passed = export_run_artifacts(trainer, run_dir)
+    _write_json(run_dir / "summary.json", {
+        "env_id": cfg.env_id, "algo": cfg.algo, "engine": cfg.engine, "seed": cfg.seed,
+        "global_step": result.global_step, "episodes": result.episodes,
+        "mean_return_last_20": result.mean_return, "steps_per_s_this_session": result.steps_per_s,
+        "artifacts": result.artifacts, "validation_passed": result.validation_passed,
+        "exact_env_state": trainer.exact_env_state,
+    })
+    return result
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM -> the same path as Ctrl-C
+    raise KeyboardInterrupt
