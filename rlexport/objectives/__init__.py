@@ -1,1 +1,35 @@
+"""Tensor-only, TorchRL-compatible, exportable RL losses.
 
+``loss(**keyword_tensors) -> tuple`` in ``loss.out_keys`` order; keyword names are TorchRL's keys
+flattened with ``_`` (``next_reward``). See :class:`~rlexport.objectives.common.LossModule`.
+"""
+
+from .a2c import A2CLoss
+from .common import ActorCriticLoss, LossModule
+from .ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
+from .reinforce import ReinforceLoss
+from .utils import clip_value_loss, distance_loss, kl_divergence, reduce, standardize
+
+__all__ = [
+    "A2CLoss",
+    "ActorCriticLoss",
+    "ClipPPOLoss",
+    "KLPENPPOLoss",
+    "LossModule",
+    "PPOLoss",
+    "ReinforceLoss",
+    "ValueEstimators",
+    "clip_value_loss",
+    "distance_loss",
+    "kl_divergence",
+    "reduce",
+    "standardize",
+]
+
+
+def __getattr__(name: str):
+    if name in ("ValueEstimators", "default_value_kwargs"):
+        import rlexport.value as value
+
+        return getattr(value, name)
+    raise AttributeError(name)

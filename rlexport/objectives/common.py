@@ -1,0 +1,490 @@
+"""``LossModule``: the small base every rlexport loss stands on.
+
+A loss is an ``nn.Module`` that holds configuration (Python values) and the actor/critic
+modules, and whose ``forward(**tensors)`` is a pure function of its keyword tensors:
+
+    keyword tensors -> checks (names, shapes, dtypes) -> advantage (given, or the value
+    estimator in-graph) -> distribution -> log-prob -> objective -> reduction -> tuple
+
+The tuple follows ``loss.out_keys``. Keyword names are TorchRL's keys flattened with ``_``
+(``("next", "reward")`` -> ``next_reward``); ``set_keys`` renames them as TorchRL's does.
+
+Hyper-parameters (``entropy_coeff``, ``critic_coeff``, ``clip_value``, ``clip_epsilon``, KLPEN's
+``beta``) are Python floats on the module, written into the graph as constants of the input
+dtype; each can also be given as a (0-d tensor) keyword input of the same name, which makes it
+an input of an exported graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlexport.inputs import check_keywords, check_tensor, choice, constant_like, flatten_key, next_key
+
+from .utils import GAMMA_LMBDA_DEPREC_ERROR, LOSS_CRITIC_TYPES, REDUCTIONS
+
+__all__ = ["LossModule", "ValueEstimators", "default_value_kwargs"]
+
+
+def _value_module():
+    import rlexport.value as value  # imported lazily: objectives import without it
+
+    return value
+
+
+def __getattr__(name: str):  # ``from rlexport.objectives.common import ValueEstimators``
+    if name in ("ValueEstimators", "default_value_kwargs"):
+        return getattr(_value_module(), name)
+    raise AttributeError(name)
+
+
+class LossModule(nn.Module):
+    """Base of the rlexport losses.
+
+    Subclasses define a ``_AcceptedKeys`` dataclass, ``_required_inputs``/``_optional_inputs``
+    (flattened keyword names), ``_all_out_keys`` (every output the loss can produce, in the order
+    TorchRL writes them into its output TensorDict), ``_default_out_keys`` (TorchRL's
+    ``out_keys``: the order of the keyword call's tuple) and ``_compute(inputs, wanted)`` that
+    returns a dict of outputs.
+    """
+
+    @dataclasses.dataclass
+    class _AcceptedKeys:
+        advantage: str = "advantage"
+        value_target: str = "value_target"
+        value: str = "state_value"
+        sample_log_prob: str = "sample_log_prob"
+        action: str = "action"
+        reward: str = "reward"
+        done: str = "done"
+        terminated: str = "terminated"
+
+    default_keys = _AcceptedKeys
+    default_value_estimator_name = "GAE"
+    SUPPORTED_VALUE_ESTIMATORS = ("TD0", "TD1", "TDLambda", "GAE", "VTrace")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tensor_keys = self._AcceptedKeys()
+        self._selected_out_keys: list[str] | None = None
+        self._value_estimator = None
+        self.value_type = None
+
+    # ---------------------------------------------------------------- construction helpers
+    @staticmethod
+    def _resolve_alias(owner: str, primary: str, value: Any, alias: str, kwargs: dict, default: Any) -> Any:
+        """``entropy_coeff`` / ``entropy_coef``: either spelling, never both."""
+        if alias in kwargs:
+            alias_value = kwargs.pop(alias)
+            if value is not None:
+                raise TypeError(f"{owner}: give either {primary}= or {alias}=, not both")
+            value = alias_value
+        return default if value is None else value
+
+    @staticmethod
+    def _check_no_kwargs(owner: str, kwargs: dict, accepted: list[str]) -> None:
+        if "gamma" in kwargs or "lmbda" in kwargs:
+            raise TypeError(GAMMA_LMBDA_DEPREC_ERROR)
+        if kwargs:
+            raise TypeError(
+                f"{owner}: unknown option {', '.join(map(repr, kwargs))}; accepted options: {accepted}"
+            )
+
+    @staticmethod
+    def _check_float(owner: str, name: str, value: Any, *, allow_none: bool = False) -> float | None:
+        if value is None and allow_none:
+            return None
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()  # construction time only, never in forward
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{owner}: {name} must be a float, got {value!r}")
+        return float(value)
+
+    def _common_options(self, owner: str, loss_critic_type: str, reduction: str | None) -> None:
+        self.loss_critic_type = choice(owner, "loss_critic_type", loss_critic_type, LOSS_CRITIC_TYPES)
+        self.reduction = choice(owner, "reduction", "mean" if reduction is None else reduction, REDUCTIONS)
+
+    @staticmethod
+    def _shared_parameter_names(actor: nn.Module, critic: nn.Module) -> frozenset[str]:
+        """Names (in ``critic``) of the parameters that are also parameters of ``actor``."""
+        actor_ids = {id(p) for p in actor.parameters()}
+        return frozenset(name for name, p in critic.named_parameters() if id(p) in actor_ids)
+
+    # ---------------------------------------------------------------- keys
+    @property
+    def tensor_keys(self) -> _AcceptedKeys:
+        return self._tensor_keys
+
+    def set_keys(self, **kwargs: Any) -> None:
+        """Rename the input keys, as TorchRL's ``set_keys`` (``None`` restores the default)."""
+        fields = [f.name for f in dataclasses.fields(self._AcceptedKeys)]
+        for key, value in kwargs.items():
+            if key not in fields:
+                raise ValueError(
+                    f"{type(self).__name__}.set_keys: {key!r} is not an accepted key; accepted keys: {fields}"
+                )
+        for key, value in kwargs.items():
+            if value is None:
+                value = getattr(self.default_keys(), key)
+            flatten_key(value)  # validates the type
+            setattr(self._tensor_keys, key, value)
+
+    def _k(self, name: str) -> str:
+        """The keyword name of tensor key ``name``."""
+        return flatten_key(getattr(self._tensor_keys, name))
+
+    def _nk(self, name: str) -> str:
+        """The keyword name of ``("next", tensor key name)``."""
+        return next_key(getattr(self._tensor_keys, name))
+
+    # ---------------------------------------------------------------- inputs and outputs
+    def _required_inputs(self, given: Mapping[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+    def _optional_inputs(self, given: Mapping[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def in_keys(self) -> list[str]:
+        """Keyword names the loss reads when it computes the advantage itself (TorchRL's in_keys)."""
+        return self._required_inputs({})
+
+    @property
+    def accepted_keys(self) -> list[str]:
+        """Every keyword name ``forward`` accepts (required for some configuration, or optional)."""
+        adv = {self._k("advantage"): None}
+        keys = self._required_inputs({}) + self._optional_inputs({})
+        keys += self._required_inputs(adv) + self._optional_inputs(adv)
+        return list(dict.fromkeys(keys))
+
+    def _all_out_keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def _default_out_keys(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def out_keys(self) -> list[str]:
+        """Names of the outputs of ``forward``, in order."""
+        if self._selected_out_keys is not None:
+            return list(self._selected_out_keys)
+        return self._default_out_keys()
+
+    @out_keys.setter
+    def out_keys(self, values) -> None:
+        self.select_out_keys(*values)
+
+    @property
+    def available_out_keys(self) -> list[str]:
+        """Every output the loss can return (``out_keys`` plus TorchRL's TensorDict-only entries)."""
+        return list(self._all_out_keys())
+
+    def select_out_keys(self, *keys: str) -> "LossModule":
+        """Return only ``keys`` (in this order) from ``forward``; any of ``available_out_keys``."""
+        available = self._all_out_keys()
+        for key in keys:
+            if key not in available:
+                raise ValueError(
+                    f"{type(self).__name__}.select_out_keys: {key!r} is not an output of this loss; "
+                    f"available outputs: {available}"
+                )
+        if not keys:
+            raise ValueError(f"{type(self).__name__}.select_out_keys: give at least one output name")
+        self._selected_out_keys = list(keys)
+        return self
+
+    def reset_out_keys(self) -> "LossModule":
+        self._selected_out_keys = None
+        return self
+
+    def _check_inputs(self, kwargs: Mapping[str, Any]) -> None:
+        owner = type(self).__name__
+        check_keywords(owner, kwargs, self._required_inputs(kwargs), self._optional_inputs(kwargs))
+        for name, value in kwargs.items():
+            if value is not None:
+                check_tensor(owner, name, value)
+
+    def _hyper(self, name: str, inputs: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
+        """Hyper-parameter ``name`` as a tensor of ``like``'s dtype: the keyword input if given."""
+        value = inputs.get(name)
+        if value is None:
+            value = getattr(self, name)
+        return constant_like(value, like)
+
+    def forward(self, *args: Any, **kwargs: torch.Tensor):
+        """``loss(**tensors) -> tuple`` in ``out_keys`` order.
+
+        A TensorDict given positionally is handled by :mod:`rlexport.tensordict` and gives a
+        TensorDict back, as TorchRL's losses do.
+        """
+        if args:
+            if len(args) == 1 and not kwargs and hasattr(args[0], "batch_size"):
+                from rlexport.tensordict import call_loss
+
+                return call_loss(self, args[0])
+            raise TypeError(
+                f"{type(self).__name__}.forward takes keyword tensors only (or one TensorDict); "
+                f"expected keywords: {self.accepted_keys}"
+            )
+        self._check_inputs(kwargs)
+        inputs = {k: v for k, v in kwargs.items() if v is not None}
+        keys = self.out_keys
+        outputs = self._compute(inputs, frozenset(keys))
+        return tuple(outputs[k] for k in keys)
+
+    def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def compute_all(self, **kwargs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every available output as a dict, in TorchRL's TensorDict order (eager helper)."""
+        self._check_inputs(kwargs)
+        inputs = {k: v for k, v in kwargs.items() if v is not None}
+        outputs = self._compute(inputs, frozenset(self._all_out_keys()))
+        return {k: outputs[k] for k in self._all_out_keys() if k in outputs}
+
+    # ---------------------------------------------------------------- value estimator
+    @property
+    def value_estimator(self):
+        """The estimator used when ``advantage`` is not an input (GAE with TorchRL's defaults)."""
+        if self._value_estimator is None:
+            self.make_value_estimator()
+        return self._value_estimator
+
+    @value_estimator.setter
+    def value_estimator(self, value) -> None:
+        self._value_estimator = value
+
+    def make_value_estimator(self, value_type=None, **hyperparams: Any) -> "LossModule":
+        """Build the in-graph value estimator, as TorchRL's ``make_value_estimator``.
+
+        ``value_type`` is a :class:`rlexport.value.ValueEstimators` member (default GAE), its name
+        (``"GAE"``, ``"gae"``), an estimator class, or an estimator instance. Hyper-parameters
+        default to :func:`rlexport.value.default_value_kwargs` (TorchRL's: gamma 0.99, lmbda 0.95,
+        differentiable True). The estimator is always called with the critic's values
+        (``state_value``/``next_state_value``, from the critic with detached parameters, as
+        TorchRL does), so it holds no copy of the critic.
+        """
+        value = _value_module()
+        owner = type(self).__name__
+        if value_type is None:
+            value_type = getattr(value.ValueEstimators, self.default_value_estimator_name)
+        if isinstance(value_type, nn.Module):
+            if hyperparams:
+                raise TypeError(f"{owner}.make_value_estimator: hyper-parameters cannot be given with an estimator instance")
+            self._value_estimator = value_type
+            return self
+        if isinstance(value_type, type):
+            self._value_estimator = value_type(**hyperparams)
+            return self
+        if isinstance(value_type, str):
+            names = {m.name.lower(): m for m in value.ValueEstimators}
+            value_type = names.get(value_type.lower(), value_type)
+        if not isinstance(value_type, value.ValueEstimators):
+            raise ValueError(
+                f"{owner}.make_value_estimator: value_type={value_type!r} is not supported; choose one of "
+                f"{[m.name for m in value.ValueEstimators]}"
+            )
+        choice(owner, "value_type", value_type.name, list(self.SUPPORTED_VALUE_ESTIMATORS))
+        hp = dict(value.default_value_kwargs(value_type))
+        hp.update(hyperparams)
+        classes = {
+            "TD0": "TD0Estimator",
+            "TD1": "TD1Estimator",
+            "TDLambda": "TDLambdaEstimator",
+            "GAE": "GAE",
+            "VTrace": "VTrace",
+        }
+        cls = getattr(value, classes[value_type.name])
+        hp.setdefault("value_network", None)
+        if value_type.name == "VTrace":
+            hp.setdefault("actor_network", getattr(self, "actor_network", None))
+        self._value_estimator = cls(**hp)
+        self.value_type = value_type
+        return self
+
+    def _estimate(
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        state_value: torch.Tensor,
+        next_state_value: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(advantage, value_target)`` from the estimator, given detached critic values."""
+        owner = type(self).__name__
+        reward = inputs[self._nk("reward")]
+        done = inputs[self._nk("done")]
+        terminated = inputs.get(self._nk("terminated"), done)
+        check_tensor(owner, self._nk("done"), done, boolean=True)
+        check_tensor(owner, self._nk("terminated"), terminated, boolean=True)
+        from rlexport.inputs import check_same_shape
+
+        check_same_shape(
+            owner,
+            {
+                self._nk("reward"): reward,
+                self._nk("done"): done,
+                self._nk("terminated"): terminated,
+                self._k("value") + " (critic output)": state_value,
+            },
+        )
+        extra = {}
+        if getattr(self.value_type, "name", None) == "VTrace":
+            extra["sample_log_prob"] = inputs[self._k("sample_log_prob")]
+            for key in self.actor_network.in_keys:
+                extra[key] = inputs[key]
+        return self.value_estimator(
+            next_reward=reward,
+            next_done=done,
+            next_terminated=terminated,
+            state_value=state_value,
+            next_state_value=next_state_value,
+            **extra,
+        )
+
+
+def _module_in_keys(module: nn.Module, default: tuple[str, ...] = ("observation",)) -> list[str]:
+    keys = getattr(module, "in_keys", None)
+    if keys is None:
+        return list(default)
+    return [flatten_key(k) for k in keys]
+
+
+class ActorCriticLoss(LossModule):
+    """Shared plumbing of the actor-critic losses: calling the actor and the critic, the
+    in-graph advantage, the entropy bonus and the critic loss. Each step is a method that takes
+    and returns tensors; the subclasses' ``_compute`` read top to bottom."""
+
+    ENTROPY_NOISE = "entropy_noise"
+
+    def _setup_networks(self, owner: str, actor_network, critic_network, separate_losses: bool) -> None:
+        if actor_network is None:
+            raise TypeError(f"{owner}: missing the actor_network (or actor=) argument")
+        self.actor_network = actor_network
+        self.critic_network = critic_network
+        self.separate_losses = bool(separate_losses)
+        shared = frozenset()
+        if separate_losses and critic_network is not None:
+            shared = self._shared_parameter_names(actor_network, critic_network)
+        self._critic_shared_params = shared
+
+    # ---------------------------------------------------------------- networks
+    @property
+    def _actor_in_keys(self) -> list[str]:
+        return _module_in_keys(self.actor_network)
+
+    @property
+    def _critic_in_keys(self) -> list[str]:
+        return _module_in_keys(self.critic_network)
+
+    def _get_dist(self, inputs: Mapping[str, torch.Tensor]):
+        return self.actor_network.get_dist(**{k: inputs[k] for k in self._actor_in_keys})
+
+    def _call_critic(self, inputs: Mapping[str, torch.Tensor], prefix: str = "", detach_shared: bool = False) -> torch.Tensor:
+        critic = self.critic_network
+        tensors = {k: inputs[prefix + k] for k in self._critic_in_keys}
+        if detach_shared and self._critic_shared_params:
+            params = {
+                name: (p.detach() if name in self._critic_shared_params else p)
+                for name, p in critic.named_parameters()
+            }
+            if hasattr(critic, "in_keys"):
+                return torch.func.functional_call(critic, params, args=(), kwargs=tensors)
+            return torch.func.functional_call(critic, params, args=tuple(tensors.values()))
+        if hasattr(critic, "in_keys"):
+            return critic(**tensors)
+        return critic(*tensors.values())
+
+    # ---------------------------------------------------------------- steps of the data path
+    def _values_and_advantage(self, inputs: Mapping[str, torch.Tensor], need_state_value: bool):
+        """``(advantage, value_target, state_value, old_state_value, computed)``.
+
+        ``state_value`` is the critic's prediction with gradients (``None`` unless needed);
+        when the advantage is not an input, the estimator runs on the detached critic values
+        of ``observation`` and ``next_observation`` and the detached current value stands for
+        the old value (TorchRL's estimator writes it over ``state_value``).
+        """
+        advantage = inputs.get(self._k("advantage"))
+        state_value = None
+        if need_state_value or advantage is None:
+            state_value = self._call_critic(inputs, detach_shared=self.separate_losses)
+        if advantage is not None:
+            return (
+                advantage,
+                inputs.get(self._k("value_target")),
+                state_value,
+                inputs.get(self._k("value")),
+                False,
+            )
+        value_now = state_value.detach()
+        next_value = self._call_critic(inputs, prefix="next_").detach()
+        advantage, value_target = self._estimate(inputs, value_now, next_value)
+        return advantage.detach(), value_target.detach(), state_value, value_now, True
+
+    def _log_prob(self, dist, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        action = inputs[self._k("action")]
+        if action.requires_grad:
+            raise RuntimeError(
+                f"{type(self).__name__}: input {self._k('action')!r} requires grad; "
+                "pass the stored action (detached), as TorchRL requires"
+            )
+        return dist.log_prob(action)
+
+    def _entropy(self, dist, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Closed-form entropy, or TorchRL's Monte-Carlo estimate ``-mean_s log p(x_s)`` from
+        ``samples_mc_entropy`` reparameterised draws (noise: the ``entropy_noise`` input)."""
+        try:
+            return dist.entropy()
+        except NotImplementedError:
+            pass
+        from .utils import sample_and_log_prob
+
+        _, log_prob = sample_and_log_prob(
+            dist, (self.samples_mc_entropy,), inputs.get(self.ENTROPY_NOISE), reparameterize=True
+        )
+        return -log_prob.mean(0)
+
+    def _critic_loss(
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        state_value: torch.Tensor,
+        value_target: torch.Tensor,
+        old_state_value: torch.Tensor | None,
+        coeff_name: str | None = "critic_coeff",
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Unreduced critic loss (times ``critic_coeff``) and the value clip fraction."""
+        from rlexport.inputs import check_same_shape
+
+        from .utils import clip_value_loss, distance_loss
+
+        owner = type(self).__name__
+        shapes = {self._k("value_target"): value_target, self._k("value") + " (critic output)": state_value}
+        if old_state_value is not None:
+            shapes[self._k("value")] = old_state_value
+        check_same_shape(owner, shapes)
+        loss_value = distance_loss(value_target, state_value, self.loss_critic_type)
+        clip_fraction = None
+        if self.clip_value is not None:
+            loss_value, clip_fraction = clip_value_loss(
+                old_state_value,
+                state_value,
+                self._hyper("clip_value", inputs, state_value),
+                value_target,
+                loss_value,
+                self.loss_critic_type,
+            )
+        if coeff_name is not None:
+            loss_value = self._hyper(coeff_name, inputs, loss_value) * loss_value
+        return loss_value, clip_fraction
+
+    def _check_advantage(self, advantage: torch.Tensor, log_weight: torch.Tensor) -> None:
+        """The advantage must have the log-prob's shape with a trailing dim of 1 (no broadcast)."""
+        if tuple(advantage.shape) != tuple(log_weight.shape):
+            raise ValueError(
+                f"{type(self).__name__}: {self._k('advantage')!r} has shape {list(advantage.shape)} but the "
+                f"log-probability of {self._k('action')!r} with a trailing dim of 1 has shape "
+                f"{list(log_weight.shape)}; they must match (batch shape + (1,))"
+            )

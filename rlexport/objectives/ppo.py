@@ -1,0 +1,442 @@
+"""PPO losses (TorchRL 0.14.1's ``PPOLoss``, ``ClipPPOLoss``, ``KLPENPPOLoss``), tensor-only
+and exportable.
+
+Data path of every variant: advantage (input, or in-graph estimator) -> optional
+standardisation -> current distribution -> ``log_weight = log pi(a|s) - sample_log_prob`` ->
+surrogate objective (plain / clipped / KL-penalised) -> entropy bonus -> critic loss ->
+reduction -> tuple in ``out_keys`` order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from rlexport.inputs import check_tensor, constant_like
+
+from .common import ActorCriticLoss
+from .utils import explained_variance, has_analytic_kl, kl_divergence, reduce_loss, sample_and_log_prob, standardize
+
+__all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
+
+_PPO_OPTIONS = [
+    "actor_network", "critic_network", "actor", "critic", "entropy_bonus", "samples_mc_entropy",
+    "entropy_coeff", "entropy_coef", "log_explained_variance", "critic_coeff", "critic_coef",
+    "loss_critic_type", "normalize_advantage", "normalize_advantage_exclude_dims", "separate_losses",
+    "advantage_key", "value_target_key", "value_key", "functional", "reduction", "clip_value", "device",
+]
+
+
+class PPOLoss(ActorCriticLoss):
+    """PPO surrogate without a trust region: ``loss_objective = -exp(log_weight) * A``.
+
+    Keyword inputs: the actor's ``in_keys``, ``action``, ``sample_log_prob`` (the behaviour
+    policy's log-probability, batch-shaped); then ``advantage`` (+ ``value_target`` for the
+    critic loss, ``state_value`` with ``clip_value``) or, to compute it in-graph,
+    ``next_reward``, ``next_done``, ``next_terminated`` and the critic's ``in_keys`` with their
+    ``next_`` twins. Optional: ``entropy_noise`` (``[samples_mc_entropy, *batch, *event]``
+    standard-normal draws for a Monte-Carlo entropy) and the hyper-parameters
+    (``entropy_coeff``, ``critic_coeff``, ``clip_value``) as 0-d tensors.
+
+    Outputs (``out_keys``, TorchRL's order): ``loss_objective``, ``entropy``, ``loss_entropy``
+    (with ``entropy_bonus``), ``loss_critic`` (with a critic), ``value_clip_fraction`` (with
+    ``clip_value``). :meth:`select_out_keys` also offers ``kl_approx`` and
+    ``explained_variance`` (TorchRL writes them into its TensorDict only).
+    """
+
+    def __init__(
+        self,
+        actor_network=None,
+        critic_network=None,
+        *,
+        entropy_bonus: bool = True,
+        samples_mc_entropy: int = 1,
+        entropy_coeff: float | None = None,
+        log_explained_variance: bool = True,
+        critic_coeff: float | None = None,
+        loss_critic_type: str = "smooth_l1",
+        normalize_advantage: bool = False,
+        normalize_advantage_exclude_dims: tuple[int, ...] = (),
+        separate_losses: bool = False,
+        advantage_key: str | None = None,
+        value_target_key: str | None = None,
+        value_key: str | None = None,
+        functional: bool = True,
+        actor=None,
+        critic=None,
+        reduction: str | None = None,
+        clip_value: float | None = None,
+        device=None,
+        **kwargs,
+    ):
+        owner = type(self).__name__
+        actor_network = actor if actor is not None else actor_network
+        critic_network = critic if critic is not None else critic_network
+        entropy_coeff = self._resolve_alias(owner, "entropy_coeff", entropy_coeff, "entropy_coef", kwargs, 0.01)
+        critic_coeff = self._resolve_alias(owner, "critic_coeff", critic_coeff, "critic_coef", kwargs, None)
+        for name in ("advantage_norm", "max_importance_ratio"):
+            if kwargs.pop(name, None) is not None:
+                raise NotImplementedError(f"{owner}: {name} is not supported")
+        if kwargs.pop("delay_actor", False):
+            raise NotImplementedError(f"{owner}: delay_actor=True is not supported")
+        self._check_no_kwargs(owner, kwargs, self._options())
+        if isinstance(entropy_coeff, Mapping):
+            raise NotImplementedError(f"{owner}: per-head entropy coefficients (composite actions) are not supported")
+        # TorchRL: no coefficient -> 1.0 with a critic; 0 -> no critic loss.
+        if critic_coeff is None and critic_network is not None:
+            critic_coeff = 1.0
+        elif critic_coeff == 0:
+            critic_coeff = None
+        if actor_network is None or (critic_network is None and critic_coeff not in (None, 0.0)):
+            raise TypeError(f"{owner}: missing positional arguments actor_network or critic_network")
+        super().__init__()
+        self._setup_networks(owner, actor_network, critic_network, separate_losses)
+        self.samples_mc_entropy = int(samples_mc_entropy)
+        self.entropy_bonus = bool(entropy_bonus)
+        self.entropy_coeff = self._check_float(owner, "entropy_coeff", entropy_coeff)
+        self.critic_coeff = self._check_float(owner, "critic_coeff", critic_coeff, allow_none=True)
+        self.log_explained_variance = bool(log_explained_variance)
+        self.normalize_advantage = bool(normalize_advantage)
+        self.normalize_advantage_exclude_dims = tuple(normalize_advantage_exclude_dims)
+        self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True)
+        self._common_options(owner, loss_critic_type, reduction)
+        self.functional = functional
+        self.set_keys(advantage=advantage_key, value_target=value_target_key, value=value_key)
+
+    @classmethod
+    def _options(cls) -> list[str]:
+        return list(_PPO_OPTIONS)
+
+    @property
+    def _has_critic(self) -> bool:
+        return self.critic_coeff is not None and self.critic_coeff > 0
+
+    # ---------------------------------------------------------------- keys
+    def _required_inputs(self, given: Mapping) -> list[str]:
+        keys = [*self._actor_in_keys, self._k("action"), self._k("sample_log_prob")]
+        if given.get(self._k("advantage")) is None:
+            if self.critic_network is None:
+                # TorchRL: "Critic network is not specified, cannot compute advantage within forward."
+                return keys + [self._k("advantage")]
+            keys += [self._nk("reward"), self._nk("done"), self._nk("terminated")]
+            keys += self._critic_in_keys + ["next_" + k for k in self._critic_in_keys]
+            return keys
+        if self._has_critic:
+            keys += [*self._critic_in_keys, self._k("value_target")]
+            if self.clip_value is not None:
+                keys.append(self._k("value"))
+        return keys
+
+    def _optional_inputs(self, given: Mapping) -> list[str]:
+        keys = [self._k("advantage"), self._k("value_target"), self._k("value")]
+        if self.critic_network is not None:
+            keys += [self._nk("reward"), self._nk("done"), self._nk("terminated")]
+            keys += self._critic_in_keys + ["next_" + k for k in self._critic_in_keys]
+        keys += [self.ENTROPY_NOISE, "entropy_coeff"]
+        if self._has_critic:
+            keys.append("critic_coeff")
+            if self.clip_value is not None:
+                keys.append("clip_value")
+        return keys + self._extra_optional_inputs()
+
+    def _extra_optional_inputs(self) -> list[str]:
+        return []
+
+    def _critic_out_keys(self, with_diagnostics: bool) -> list[str]:
+        if not self._has_critic:
+            return []
+        keys = ["loss_critic"]
+        if self.clip_value is not None:
+            keys.append("value_clip_fraction")
+        if with_diagnostics and self.log_explained_variance:
+            keys.append("explained_variance")
+        return keys
+
+    def _entropy_out_keys(self) -> list[str]:
+        return ["entropy", "loss_entropy"] if self.entropy_bonus else []
+
+    def _default_out_keys(self) -> list[str]:
+        return ["loss_objective", *self._entropy_out_keys(), *self._critic_out_keys(False)]
+
+    def _all_out_keys(self) -> list[str]:
+        return ["loss_objective", "kl_approx", *self._entropy_out_keys(), *self._critic_out_keys(True)]
+
+    # ---------------------------------------------------------------- data path
+    def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
+        advantage, value_target, state_value, old_value = self._advantage(inputs)
+        log_weight, dist, kl_approx = self._log_weight(inputs, advantage)
+        out = {"loss_objective": -(log_weight.exp() * advantage), "kl_approx": kl_approx.detach().mean()}
+        out.update(self._entropy_terms(dist, inputs))
+        out.update(self._critic_terms(inputs, state_value, value_target, old_value, wanted))
+        return self._reduce(out)
+
+    def _advantage(self, inputs: Mapping[str, torch.Tensor]):
+        """``(advantage, value_target, state_value, old_state_value)``; standardised if asked."""
+        advantage, value_target, state_value, old_value, _ = self._values_and_advantage(inputs, self._has_critic)
+        if self.normalize_advantage and advantage.numel() > 1:
+            advantage = standardize(advantage, self.normalize_advantage_exclude_dims)
+        return advantage, value_target, state_value, old_value
+
+    def _log_weight(self, inputs: Mapping[str, torch.Tensor], advantage: torch.Tensor):
+        """``log pi(a|s) - sample_log_prob`` (``[*batch, 1]``), the distribution, and TorchRL's
+        ``kl_approx`` (``sample_log_prob - log pi(a|s)``, ``[*batch, 1]``)."""
+        owner = type(self).__name__
+        key = self._k("sample_log_prob")
+        prev_log_prob = check_tensor(owner, key, inputs[key], floating=True)
+        if prev_log_prob.requires_grad:
+            raise RuntimeError(f"{owner}: input {key!r} requires grad; pass the stored (detached) log-probability")
+        dist = self._get_dist(inputs)
+        log_prob = self._log_prob(dist, inputs)
+        if tuple(prev_log_prob.shape) != tuple(log_prob.shape):
+            raise ValueError(
+                f"{owner}: {key!r} has shape {list(prev_log_prob.shape)} but the log-probability of "
+                f"{self._k('action')!r} under the actor has shape {list(log_prob.shape)}; they must match"
+            )
+        log_weight = (log_prob - prev_log_prob).unsqueeze(-1)
+        self._check_advantage(advantage, log_weight)
+        return log_weight, dist, (prev_log_prob - log_prob).unsqueeze(-1)
+
+    def _entropy_terms(self, dist, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not self.entropy_bonus:
+            return {}
+        entropy = self._entropy(dist, inputs).unsqueeze(-1)
+        return {
+            "entropy": entropy.detach().mean(),
+            "loss_entropy": -self._hyper("entropy_coeff", inputs, entropy) * entropy,
+        }
+
+    def _critic_terms(self, inputs, state_value, value_target, old_value, wanted) -> dict[str, torch.Tensor]:
+        if not self._has_critic:
+            return {}
+        if self.separate_losses:
+            value_target = value_target.detach()
+            old_value = None if old_value is None else old_value.detach()
+        loss_critic, clip_fraction = self._critic_loss(inputs, state_value, value_target, old_value)
+        out = {"loss_critic": loss_critic}
+        if clip_fraction is not None:
+            out["value_clip_fraction"] = clip_fraction
+        if self.log_explained_variance and "explained_variance" in wanted:
+            out["explained_variance"] = explained_variance(value_target, state_value)
+        return out
+
+    def _reduce(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: (reduce_loss(v, self.reduction) if k.startswith("loss_") else v) for k, v in out.items()}
+
+
+class ClipPPOLoss(PPOLoss):
+    """Clipped PPO: ``loss_objective = -min(r * A, clip(r, 1 - eps_low, 1 + eps_high) * A)``.
+
+    ``clip_epsilon``: a float (symmetric) or a ``(eps_low, eps_high)`` pair; ``clip_value=True``
+    clips the value loss with ``clip_epsilon``. Keyword inputs as :class:`PPOLoss`, plus an
+    optional ``clip_epsilon`` 0-d tensor (symmetric clipping).
+
+    Outputs (``out_keys``, TorchRL's order): ``loss_objective``, ``clip_fraction``,
+    [``entropy``, ``loss_entropy``], [``loss_critic``], [``value_clip_fraction``], ``ESS``
+    (effective sample size of the ratios over dim 0, divided by the size of dim 0),
+    ``kl_approx``, ``max_ratio``, ``mean_ratio``. Also available: ``explained_variance``.
+    """
+
+    def __init__(self, actor_network=None, critic_network=None, *, clip_epsilon: float | tuple[float, float] = 0.2,
+                 clip_value: bool | float | None = None, **kwargs):
+        owner = type(self).__name__
+        asymmetric = isinstance(clip_epsilon, (tuple, list))
+        if isinstance(clip_value, bool):
+            if clip_value and asymmetric:
+                raise ValueError(
+                    f"{owner}: clip_value=True cannot infer the value-clip threshold from an asymmetric "
+                    "clip_epsilon tuple; pass a float threshold, e.g. clip_value=0.2"
+                )
+            clip_value = clip_epsilon if clip_value else None
+        super().__init__(actor_network, critic_network, clip_value=clip_value, **kwargs)
+        if asymmetric:
+            if len(clip_epsilon) != 2:
+                raise ValueError(f"{owner}: clip_epsilon tuple must have length 2, got {tuple(clip_epsilon)}")
+            low, high = (self._check_float(owner, "clip_epsilon", e) for e in clip_epsilon)
+            if not (0 <= low < 1 and high >= 0):
+                raise ValueError(f"{owner}: clip_epsilon=({low}, {high}) must satisfy 0 <= eps_low < 1 and eps_high >= 0")
+            self.clip_epsilon = None
+            self.clip_epsilon_low, self.clip_epsilon_high = low, high
+        else:
+            self.clip_epsilon = self._check_float(owner, "clip_epsilon", clip_epsilon)
+            self.clip_epsilon_low = self.clip_epsilon_high = None
+
+    @classmethod
+    def _options(cls) -> list[str]:
+        return [*_PPO_OPTIONS, "clip_epsilon"]
+
+    def _extra_optional_inputs(self) -> list[str]:
+        return ["clip_epsilon"] if self.clip_epsilon is not None else []
+
+    def _default_out_keys(self) -> list[str]:
+        return [
+            "loss_objective", "clip_fraction", *self._entropy_out_keys(), *self._critic_out_keys(False),
+            "ESS", "kl_approx", "max_ratio", "mean_ratio",
+        ]
+
+    def _all_out_keys(self) -> list[str]:
+        return [
+            "loss_objective", "clip_fraction", "kl_approx", *self._entropy_out_keys(),
+            *self._critic_out_keys(True), "ESS", "max_ratio", "mean_ratio",
+        ]
+
+    def _clip_bounds(self, inputs, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.clip_epsilon is not None:
+            eps = self._hyper("clip_epsilon", inputs, like)
+            return (-eps).log1p(), eps.log1p()
+        return (-constant_like(self.clip_epsilon_low, like)).log1p(), constant_like(self.clip_epsilon_high, like).log1p()
+
+    def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
+        advantage, value_target, state_value, old_value = self._advantage(inputs)
+        log_weight, dist, kl_approx = self._log_weight(inputs, advantage)
+
+        gain1 = log_weight.exp() * advantage
+        log_weight_clip = log_weight.clamp(*self._clip_bounds(inputs, log_weight))
+        clip_fraction = (log_weight_clip != log_weight).to(log_weight.dtype).mean()
+        gain2 = log_weight_clip.exp() * advantage
+        out = {
+            "loss_objective": -torch.minimum(gain1, gain2),
+            "clip_fraction": clip_fraction,
+            "kl_approx": kl_approx.detach().mean(),
+        }
+        out.update(self._entropy_terms(dist, inputs))
+        out.update(self._critic_terms(inputs, state_value, value_target, old_value, wanted))
+        out.update(self._ratio_diagnostics(log_weight.detach(), wanted))
+        return self._reduce(out)
+
+    @staticmethod
+    def _ratio_diagnostics(log_weight: torch.Tensor, wanted: frozenset[str]) -> dict[str, torch.Tensor]:
+        out = {}
+        if "ESS" in wanted:
+            lw = log_weight.squeeze(-1)
+            ess = (2 * lw.logsumexp(0) - (2 * lw).logsumexp(0)).exp()
+            out["ESS"] = ess / lw.shape[0]
+        if "max_ratio" in wanted or "mean_ratio" in wanted:
+            ratio = log_weight.exp()
+            out["max_ratio"] = ratio.max()
+            out["mean_ratio"] = ratio.mean()
+        return out
+
+
+class KLPENPPOLoss(PPOLoss):
+    """KL-penalised PPO: ``loss_objective = -(r * A - beta * KL(pi_old || pi))``.
+
+    ``pi_old`` is built from the distribution parameters stored in the batch (the actor's
+    distribution-parameter keys, e.g. ``logits`` or ``loc``/``scale``: required inputs). KL is in
+    closed form where one exists (Categorical, IndependentNormal), else a Monte-Carlo estimate
+    from ``samples_mc_kl`` draws of ``pi_old`` (noise: the optional ``kl_noise`` input).
+
+    Pure forward: ``beta`` is an optional 0-d input (default: the module's ``beta`` buffer) and
+    ``beta_next`` an output: ``beta * increment`` if ``mean(KL) > 1.5 * dtarg``, ``beta *
+    decrement`` if ``mean(KL) < dtarg / 1.5``, else ``beta``. TorchRL updates its buffer inside
+    forward; here :meth:`forward_and_update` (eager) or ``update_beta(beta_next)`` does it.
+
+    Outputs (``out_keys``): ``loss_objective``, ``kl`` (per sample, ``[*batch, 1]``, not reduced,
+    as TorchRL), [``entropy``, ``loss_entropy``], [``loss_critic``], [``value_clip_fraction``],
+    ``beta_next``. Also available: ``kl_approx``, ``explained_variance``.
+    """
+
+    KL_NOISE = "kl_noise"
+
+    def __init__(self, actor_network=None, critic_network=None, *, dtarg: float = 0.01, beta: float = 1.0,
+                 increment: float = 2, decrement: float = 0.5, samples_mc_kl: int = 1, **kwargs):
+        owner = type(self).__name__
+        super().__init__(actor_network, critic_network, **kwargs)
+        self.dtarg = self._check_float(owner, "dtarg", dtarg)
+        increment = self._check_float(owner, "increment", increment)
+        decrement = self._check_float(owner, "decrement", decrement)
+        if increment < 1.0:
+            raise ValueError(f"{owner}: increment should be >= 1.0, got {increment}")
+        if decrement > 1.0:
+            raise ValueError(f"{owner}: decrement should be <= 1.0, got {decrement}")
+        self.increment, self.decrement = increment, decrement
+        self.samples_mc_kl = int(samples_mc_kl)
+        self._beta_init = self._check_float(owner, "beta", beta)
+        self.register_buffer("beta", torch.tensor(self._beta_init, dtype=torch.float64))
+
+    @classmethod
+    def _options(cls) -> list[str]:
+        return [*_PPO_OPTIONS, "dtarg", "beta", "increment", "decrement", "samples_mc_kl"]
+
+    @property
+    def _dist_param_keys(self) -> list[str]:
+        actor = self.actor_network
+        keys = getattr(actor, "dist_param_keys", None)
+        if keys is None:
+            keys = getattr(actor, "out_keys")
+        return [str(k) for k in keys]
+
+    def _required_inputs(self, given: Mapping) -> list[str]:
+        return super()._required_inputs(given) + self._dist_param_keys
+
+    def _extra_optional_inputs(self) -> list[str]:
+        return ["beta", self.KL_NOISE]
+
+    def _default_out_keys(self) -> list[str]:
+        return ["loss_objective", "kl", *self._entropy_out_keys(), *self._critic_out_keys(False), "beta_next"]
+
+    def _all_out_keys(self) -> list[str]:
+        return [
+            "loss_objective", "kl", "kl_approx", *self._entropy_out_keys(), *self._critic_out_keys(True), "beta_next",
+        ]
+
+    def _previous_dist(self, inputs: Mapping[str, torch.Tensor]):
+        actor = self.actor_network
+        params = {k: inputs[k].detach() for k in self._dist_param_keys}
+        if hasattr(actor, "build_dist"):
+            return actor.build_dist(params)
+        return actor.distribution_class(**params, **dict(getattr(actor, "distribution_kwargs", None) or {}))
+
+    def _kl(self, previous, current, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if has_analytic_kl(previous, current):
+            return kl_divergence(previous, current)
+        x, previous_log_prob = sample_and_log_prob(
+            previous, (self.samples_mc_kl,), inputs.get(self.KL_NOISE), reparameterize=False
+        )
+        return (previous_log_prob - current.log_prob(x)).mean(0)
+
+    def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
+        previous_dist = self._previous_dist(inputs)
+        advantage, value_target, state_value, old_value = self._advantage(inputs)
+        log_weight, dist, kl_approx = self._log_weight(inputs, advantage)
+
+        kl = self._kl(previous_dist, dist, inputs).unsqueeze(-1)
+        beta = self._hyper("beta", inputs, kl)
+        out = {
+            "loss_objective": -(log_weight.exp() * advantage - beta * kl),
+            "kl": kl.detach(),
+            "kl_approx": kl_approx.detach().mean(),
+        }
+        out.update(self._entropy_terms(dist, inputs))
+        out.update(self._critic_terms(inputs, state_value, value_target, old_value, wanted))
+        out["beta_next"] = self._beta_next(beta.detach(), kl.detach().mean())
+        return self._reduce(out)
+
+    def _beta_next(self, beta: torch.Tensor, kl_mean: torch.Tensor) -> torch.Tensor:
+        dtarg = constant_like(self.dtarg, kl_mean)
+        upper = dtarg * constant_like(1.5, kl_mean)
+        lower = dtarg / constant_like(1.5, kl_mean)
+        return torch.where(
+            kl_mean > upper,
+            beta * constant_like(self.increment, beta),
+            torch.where(kl_mean < lower, beta * constant_like(self.decrement, beta), beta),
+        )
+
+    # ---------------------------------------------------------------- eager state
+    @torch.no_grad()
+    def update_beta(self, beta_next: torch.Tensor) -> None:
+        """Store ``beta_next`` as the module's ``beta`` (eager; outside any traced graph)."""
+        self.beta.copy_(beta_next.detach().to(self.beta.dtype))
+
+    def forward_and_update(self, **kwargs: torch.Tensor):
+        """``forward`` then :meth:`update_beta` with its ``beta_next``: TorchRL's stateful behaviour."""
+        self._check_inputs(kwargs)
+        inputs = {k: v for k, v in kwargs.items() if v is not None}
+        keys = self.out_keys
+        outputs = self._compute(inputs, frozenset(keys) | {"beta_next"})
+        self.update_beta(outputs["beta_next"])
+        return tuple(outputs[k] for k in keys)
+
+    def reset(self) -> None:
+        with torch.no_grad():
+            self.beta.fill_(self._beta_init)
