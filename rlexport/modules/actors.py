@@ -58,9 +58,8 @@ class biased_softplus(nn.Module):
 
 
 def _expln(x: torch.Tensor) -> torch.Tensor:
-    neg = x <= 0
     zero = torch.zeros_like(x)
-    return torch.where(neg, torch.exp(torch.minimum(x, zero)), torch.log1p(torch.maximum(x, zero)) + 1)
+    return torch.where(x <= 0, torch.exp(torch.clamp(x, max=zero)), torch.log1p(torch.clamp(x, min=zero)) + 1)
 
 
 def mappings(key: str) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -51,8 +51,16 @@ _LOG_2 = math.log(2.0)
 # Export-friendly elementwise helpers
 # --------------------------------------------------------------------------------------------
 def softplus(x: torch.Tensor) -> torch.Tensor:
-    """``log(1 + exp(x))`` as ``relu(x) + log1p(exp(-|x|))`` (no ONNX ``Softplus`` node)."""
-    return torch.relu(x) + torch.log1p(torch.exp(-torch.abs(x)))
+    """``log(1 + exp(x))`` without an ONNX ``Softplus`` node, stable for any ``x``.
+
+    Value ``relu(x) + log1p(exp(-|x|))``, written as a ``where`` over clamped halves so that the
+    gradient at ``x = 0`` is ``sigmoid(0) = 0.5`` (``relu``/``abs`` subgradients would give 0)
+    and no branch overflows.
+    """
+    zero = torch.zeros_like(x)
+    pos = torch.clamp(x, min=zero)
+    neg = torch.clamp(x, max=zero)
+    return torch.where(x > 0, pos + torch.log1p(torch.exp(-pos)), torch.log1p(torch.exp(neg)))
 
 
 def atanh(y: torch.Tensor) -> torch.Tensor:

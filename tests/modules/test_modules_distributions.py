@@ -256,6 +256,19 @@ def test_tanh_normal_event_dims_and_unsafe(dtype):
         assert d.batch_shape == r.batch_shape and d.event_shape == r.event_shape
 
 
+def test_tanh_normal_float64_bounds_exact():
+    """TorchRL turns Python-number bounds into float32 tensors (log((high-low)/2) in float32);
+    we keep them in the input dtype. With float64 tensor bounds both agree to ~1e-15."""
+    dtype = torch.float64
+    loc, scale = randn(6, 3, dtype=dtype), randn(6, 3, dtype=dtype, seed=1).exp()
+    value = torch.rand(6, 3, generator=gen(2), dtype=dtype) * 0.6 + 0.2
+    ours = TanhNormal(loc, scale, low=-0.3, high=0.9).log_prob(value)
+    exact = RLTanhNormal(loc, scale, low=torch.tensor(-0.3, dtype=dtype), high=torch.tensor(0.9, dtype=dtype))
+    torch.testing.assert_close(ours, exact.log_prob(value), rtol=1e-13, atol=1e-13)
+    rl32 = RLTanhNormal(loc, scale, low=-0.3, high=0.9).log_prob(value)
+    assert (ours - rl32).abs().max() > 1e-9  # TorchRL's float32 bounds
+
+
 def test_tanh_normal_no_closed_forms():
     d = TanhNormal(torch.zeros(3), torch.ones(3))
     with pytest.raises(NotImplementedError):
