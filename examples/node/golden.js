@@ -11,8 +11,11 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 // dtype -> [TypedArray constructor, bytes per element]. bool is one byte per element (0/1).
+// float16 (written by rlexport for half-precision artifacts) stays as raw Uint16Array bits,
+// which is what onnxruntime's 'float16' tensors take; comparisons decode it.
 const DTYPES = {
   float32: [Float32Array, 4],
+  float16: [Uint16Array, 2],
   float64: [Float64Array, 8],
   int64: [BigInt64Array, 8],
   int32: [Int32Array, 4],
@@ -20,6 +23,22 @@ const DTYPES = {
 };
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** IEEE 754 half-precision bits -> number. */
+function halfToNumber(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** The numbers of a tensor's data (float16 bits decoded). */
+function numbers(data, dtype) {
+  if (dtype === 'float16' && data instanceof Uint16Array) return Array.from(data, halfToNumber);
+  return data;
+}
 
 function numel(shape) {
   return shape.reduce((n, d) => n * d, 1);
@@ -91,7 +110,9 @@ function loadGolden(goldenDir) {
  * Floats: |a - e| <= atol + rtol * |e| elementwise (numpy.allclose; NaN equals NaN).
  * int64/int32/bool: exact. Returns null when they match, else a message.
  */
-function mismatch(name, actual, actualDims, expected, rtol, atol) {
+function mismatch(name, actualData, actualDims, expectedTensor, rtol, atol) {
+  const actual = numbers(actualData, expectedTensor.dtype);
+  const expected = { ...expectedTensor, data: numbers(expectedTensor.data, expectedTensor.dtype) };
   const dims = Array.from(actualDims, Number);
   if (dims.length !== expected.shape.length || dims.some((d, i) => d !== expected.shape[i])) {
     return `${name}: shape [${dims}] != golden [${expected.shape}]`;
@@ -131,10 +152,12 @@ function mismatch(name, actual, actualDims, expected, rtol, atol) {
 }
 
 /** Largest |a - e| over a float tensor (for logs). */
-function maxAbsErr(actual, expected) {
+function maxAbsErr(actualData, expectedTensor) {
+  const actual = numbers(actualData, expectedTensor.dtype);
+  const expected = { data: numbers(expectedTensor.data, expectedTensor.dtype) };
   let m = 0;
   for (let i = 0; i < actual.length; i++) m = Math.max(m, Math.abs(Number(actual[i]) - Number(expected.data[i])));
   return m;
 }
 
-module.exports = { DTYPES, readTensor, loadGolden, mismatch, maxAbsErr, numel };
+module.exports = { DTYPES, readTensor, loadGolden, mismatch, maxAbsErr, numel, halfToNumber };

@@ -5,7 +5,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const ort = require('onnxruntime-node');
-const { loadGolden, mismatch } = require('./golden');
+const { loadGolden, mismatch, maxAbsErr } = require('./golden');
 
 // Where examples/make_artifacts.py wrote the artifacts (RLEXPORT_ARTIFACTS overrides).
 const ARTIFACTS = path.resolve(process.env.RLEXPORT_ARTIFACTS || path.join(__dirname, '..', 'artifacts'));
@@ -45,8 +45,11 @@ function feeds(...maps) {
   return f;
 }
 
-/** Compare every golden output with the session's results; returns a list of messages. */
-function compareOutputs(label, results, expected, g) {
+/**
+ * Compare every golden output with the session's results; returns a list of messages.
+ * `stats` (optional) accumulates {tensors, maxAbsErr} for the log.
+ */
+function compareOutputs(label, results, expected, g, stats = { tensors: 0, maxAbsErr: 0 }) {
   const errors = [];
   for (const [name, exp] of Object.entries(expected)) {
     const got = results[name];
@@ -57,6 +60,10 @@ function compareOutputs(label, results, expected, g) {
     if (got.type !== exp.dtype) errors.push(`${label}: ${name} dtype ${got.type} != golden ${exp.dtype}`);
     const msg = mismatch(`${label}: ${name}`, got.data, got.dims, exp, g.rtol, g.atol);
     if (msg) errors.push(msg);
+    stats.tensors++;
+    if (exp.dtype.startsWith('float') && got.data.length === exp.data.length) {
+      stats.maxAbsErr = Math.max(stats.maxAbsErr, maxAbsErr(got.data, exp));
+    }
   }
   return errors;
 }

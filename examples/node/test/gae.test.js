@@ -12,6 +12,7 @@ test('GAE: golden horizons differ from the export horizon and match', async (t) 
   assert.ok(Number.isInteger(exportT), 'manifest must record the GAE export horizon ("export_horizon")');
   const session = await open(g.artifact);
   const errors = [];
+  const stats = { tensors: 0, maxAbsErr: 0 };
   const horizons = [];
   for (const c of g.cases) {
     const reward = c.inputs.next_reward;
@@ -20,9 +21,9 @@ test('GAE: golden horizons differ from the export horizon and match', async (t) 
     horizons.push(reward.shape[reward.shape.length - 2]);
     errors.push(...checkSignature(session, g, Object.keys(c.inputs), Object.keys(c.outputs)).map((m) => `${c.name}: ${m}`));
     const results = await session.run(feeds(c.inputs));
-    errors.push(...compareOutputs(c.name, results, c.outputs, g));
+    errors.push(...compareOutputs(c.name, results, c.outputs, g, stats));
   }
   assert.ok(horizons.some((T) => T !== exportT), `every golden horizon (${horizons}) equals the export horizon ${exportT}`);
-  t.diagnostic(`exported at T=${exportT}; checked at T=${horizons.join(', ')}; rtol=${g.rtol} atol=${g.atol}`);
+  t.diagnostic(`${stats.tensors} tensors compared, max abs err ${stats.maxAbsErr.toExponential(2)}; exported at T=${exportT}; checked at T=${horizons.join(', ')}; rtol=${g.rtol} atol=${g.atol}`);
   assert.deepEqual(errors, [], errors.join('\n'));
 });

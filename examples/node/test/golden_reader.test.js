@@ -14,7 +14,7 @@ function le(bytesPer, values, write) {
   return b;
 }
 
-test('reads float32, float64, int64, int32, bool', () => {
+test('reads float32, float64, float16, int64, int32, bool', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'golden-'));
   const g = path.join(dir, 'x.golden');
   fs.mkdirSync(path.join(g, 'c0'), { recursive: true });
@@ -24,6 +24,7 @@ test('reads float32, float64, int64, int32, bool', () => {
     i64: le(8, [-(2n ** 40n), 3n], Buffer.prototype.writeBigInt64LE),
     i32: le(4, [-7, 2 ** 30], Buffer.prototype.writeInt32LE),
     b: Buffer.from([1, 0, 1]),
+    f16: le(2, [0x3c00, 0xc000, 0x3555], Buffer.prototype.writeUInt16LE), // 1, -2, 0.33325
   };
   for (const [k, v] of Object.entries(files)) fs.writeFileSync(path.join(g, 'c0', `${k}.bin`), v);
   const index = {
@@ -36,7 +37,10 @@ test('reads float32, float64, int64, int32, bool', () => {
         i64: { dtype: 'int64', shape: [2], file: 'c0/i64.bin' },
         i32: { dtype: 'int32', shape: [1, 2], file: 'c0/i32.bin' },
       },
-      outputs: { b: { dtype: 'bool', shape: [3], file: 'c0/b.bin' } },
+      outputs: {
+        b: { dtype: 'bool', shape: [3], file: 'c0/b.bin' },
+        f16: { dtype: 'float16', shape: [3], file: 'c0/f16.bin' },
+      },
     }],
   };
   fs.writeFileSync(path.join(g, 'index.json'), JSON.stringify(index));
@@ -49,6 +53,10 @@ test('reads float32, float64, int64, int32, bool', () => {
   assert.deepEqual(Array.from(i64.data), [-(2n ** 40n), 3n]);
   assert.deepEqual(Array.from(i32.data), [-7, 2 ** 30]);
   assert.deepEqual(Array.from(gold.cases[0].outputs.b.data), [1, 0, 1]);
+  const f16 = gold.cases[0].outputs.f16;
+  assert.deepEqual(Array.from(f16.data, (h) => require('../golden').halfToNumber(h)), [1, -2, 0.333251953125]);
+  assert.equal(mismatch('f16', Uint16Array.from([0x3c00, 0xc000, 0x3555]), [3], f16, 0, 0), null);
+  assert.match(mismatch('f16', Uint16Array.from([0x3c00, 0xc000, 0x3556]), [3], f16, 1e-5, 0), /1\/3 elements/);
 
   // Comparison: tolerance on floats, exact on integers and booleans, shapes must agree.
   assert.equal(mismatch('f32', Float32Array.from([1.5, -2, 3.25, 0, 1e-3, 7.00001]), [2, 3], f32, 1e-5, 1e-6), null);

@@ -23,9 +23,10 @@ test('ClipPPO train step: K recorded steps match the golden sample', async (t) =
 
   let state = feeds(g.initialState);
   const errors = [];
+  const stats = { tensors: 0, maxAbsErr: 0 };
   for (const c of g.cases) {
     const results = await session.run({ ...state, ...feeds(c.inputs) });
-    errors.push(...compareOutputs(c.name, results, c.outputs, g));
+    errors.push(...compareOutputs(c.name, results, c.outputs, g, stats));
     // Feed the graph's own state outputs (not the golden ones) back: errors would compound.
     const next = {};
     for (const [inName, outName] of Object.entries(g.state)) {
@@ -34,6 +35,6 @@ test('ClipPPO train step: K recorded steps match the golden sample', async (t) =
     }
     state = next;
   }
-  t.diagnostic(`${g.cases.length} steps, rtol=${g.rtol} atol=${g.atol}, ${Object.keys(g.state).length} state tensors`);
+  t.diagnostic(`${stats.tensors} tensors compared, max abs err ${stats.maxAbsErr.toExponential(2)}; ${g.cases.length} steps, rtol=${g.rtol} atol=${g.atol}, ${Object.keys(g.state).length} state tensors`);
   assert.deepEqual(errors, [], errors.join('\n'));
 });

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# End to end, outside Python: export the example artifacts with rlexport, then run them in
+# Node.js (onnxruntime-node) and in C++ (LibTorch from the torch wheel) against their golden
+# samples. Exits non-zero on any mismatch or error.
+#
+#   examples/run.sh                 everything (about 1-2 minutes; the C++ build is cached)
+#
+# Environment: PYTHON (default .venv/bin/python at the repository root), RLEXPORT_ARTIFACTS
+# (default examples/artifacts), SKIP_EXPORT=1 (reuse the artifacts of an earlier run — but an
+# AOTInductor package only runs with the torch build and CPU that compiled it).
+set -uo pipefail
+
+EXAMPLES="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$EXAMPLES")"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+export RLEXPORT_ARTIFACTS="${RLEXPORT_ARTIFACTS:-$EXAMPLES/artifacts}"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+BUILD="$EXAMPLES/cpp/build"
+
+START=$SECONDS
+failed=()
+stage() { printf '\n== %s (t=%ds)\n' "$1" $((SECONDS - START)); }
+die() { echo "run.sh: $*" >&2; exit 2; }
+
+for tool in node npm cmake c++; do
+  command -v "$tool" >/dev/null || die "$tool not found (needs node>=20 with npm, cmake>=3.18, a C++20 compiler)"
+done
+[ -x "$PY" ] || die "$PY not found: run 'make setup' first, or set PYTHON"
+
+# 1. Artifacts: always rebuilt, so that the consumers check this run's exporters.
+if [ "${SKIP_EXPORT:-0}" != 1 ]; then
+  stage "export artifacts ($PY examples/make_artifacts.py)"
+  "$PY" "$EXAMPLES/make_artifacts.py" --out "$RLEXPORT_ARTIFACTS" 2> >(grep -v -e 'torchvision is not installed' -e '^$' >&2) \
+    || die "exporting the artifacts failed"
+fi
+[ -f "$RLEXPORT_ARTIFACTS/manifest.json" ] || die "no $RLEXPORT_ARTIFACTS/manifest.json"
+
+# 2. Node.js: onnxruntime-node from the npm registry (.npmrc skips its CUDA download).
+stage "npm ci (examples/node)"
+cd "$EXAMPLES/node"
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed"
+else
+  echo "node_modules up to date"
+fi
+stage "node --test"
+node --test --test-reporter=spec || failed+=("node")
+
+# 3. C++: build against the LibTorch inside the torch wheel (incremental; build dir kept).
+stage "build examples/cpp"
+TORCH_CMAKE="$("$PY" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" || die "cannot import torch"
+mkdir -p "$BUILD"
+if cmake -S "$EXAMPLES/cpp" -B "$BUILD" -DTorch_DIR="$TORCH_CMAKE/Torch" -Wno-dev >"$BUILD/build.log" 2>&1 \
+  && cmake --build "$BUILD" -j1 >>"$BUILD/build.log" 2>&1; then
+  stage "run examples/cpp"
+  golden() { node -p "require(process.argv[1]).artifacts['$1'].golden" "$RLEXPORT_ARTIFACTS/manifest.json"; }
+  "$BUILD/rlexport_check" \
+    "$RLEXPORT_ARTIFACTS/$(golden loss_aoti)" \
+    "$RLEXPORT_ARTIFACTS/$(golden torchscript)" || failed+=("c++")
+else
+  cat "$BUILD/build.log" >&2
+  failed+=("c++ build")
+fi
+
+printf '\n'
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "examples/run.sh: FAILED: ${failed[*]} ($((SECONDS - START)) s)"
+  exit 1
+fi
+echo "examples/run.sh: all artifacts match their golden samples in Node.js and C++ ($((SECONDS - START)) s)"
