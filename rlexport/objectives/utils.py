@@ -150,15 +150,25 @@ def has_analytic_kl(p, q) -> bool:
         return _get(p, "logits") is not None and _get(q, "logits") is not None
     if kind in ("IndependentNormal", "Normal"):
         return _get(p, "loc") is not None and _get(p, "scale") is not None
+    if kind == "TanhNormal":
+        # KL is invariant under a shared bijection: torch's TransformedDistribution pair rule,
+        # which TorchRL uses for its TanhNormal (same tanh/affine transforms on both sides).
+        for name in ("low", "high"):
+            a, b = getattr(p, name, None), getattr(q, name, None)
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a != b:
+                return False
+        return _get(p, "loc") is not None and _get(p, "scale") is not None
     return False
 
 
 def kl_divergence(p, q) -> torch.Tensor:
     """``KL(p || q)`` with the batch shape of the distributions (event dims summed).
 
-    Closed forms for Categorical / OneHotCategorical (from the logits) and IndependentNormal
-    (from ``loc``/``scale``; the last dim is the event dim). Raises ``NotImplementedError``
-    otherwise (TanhNormal, Delta): callers use a Monte-Carlo estimate.
+    Closed forms for Categorical / OneHotCategorical (from the logits), IndependentNormal (from
+    ``loc``/``scale``; the last dim is the event dim) and TanhNormal pairs with the same bounds
+    (the KL of their pre-tanh normals, as torch's rule for transformed distributions gives
+    TorchRL). Raises ``NotImplementedError`` otherwise (Delta): callers use a Monte-Carlo
+    estimate.
     """
     if hasattr(p, "kl_divergence"):
         try:
