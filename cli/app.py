@@ -27,6 +27,9 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "rlexport.cli.demo",
     "rlexport.cli.check_estimator",
+    "rlexport.cli.export",
+    "rlexport.cli.validate",
+    "rlexport.cli.inspect",
 ]
 
 

@@ -12,7 +12,7 @@ from rlexport.export.golden import read_golden, write_golden
 from rlexport.export.onnx import export_onnx
 from rlexport.export.program import export_program
 from rlexport.export.torchscript import export_torchscript
-from rlexport.export.artifact import Artifact, ArtifactError, load_artifact
+from rlexport.export.artifact import Artifact, ArtifactError, describe, load_artifact
 
 __all__ = [
     "export_program",
@@ -22,6 +22,7 @@ __all__ = [
     "read_golden",
     "write_golden",
     "load_artifact",
+    "describe",
     "Artifact",
     "ArtifactError",
     "ExportError",

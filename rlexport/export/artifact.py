@@ -103,7 +103,7 @@ class Artifact:
         reason = provider_status(provider)
         if reason is not None:
             raise BackendUnavailable(reason)
-        session = make_session(self.path, provider, strict=provider != "cpu")
+        session = make_session(self.path, provider, strict=provider != "cpu", dtype=self.dtype)
         outputs = [o.name for o in session.get_outputs()]
         return lambda inputs: run_session(session, inputs, outputs)
 
@@ -237,3 +237,75 @@ def _meta_from_props(props: Mapping[str, str]) -> dict[str, Any]:
         except (json.JSONDecodeError, TypeError):
             out[short] = value
     return out
+
+
+def _onnx_type(t) -> tuple[str, list]:
+    import onnx
+
+    tt = t.type.tensor_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else "?"
+    dtype = "bool" if dtype == "bool" else dtype
+    shape = [d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") else "?") for d in tt.shape.dim]
+    return dtype, shape
+
+
+def describe(path: str | os.PathLike) -> dict[str, Any]:
+    """What ``rlexport inspect`` shows: format, inputs/outputs with dtypes and shapes (dynamic
+    dims by label), opset, node count, metadata, golden cases."""
+    artifact = load_artifact(path)
+    info: dict[str, Any] = {
+        "path": str(artifact.path),
+        "format": artifact.format,
+        "size_bytes": artifact.path.stat().st_size,
+        "inputs": {},
+        "outputs": {},
+        "opset": None,
+        "nodes": None,
+        "metadata": {k: v for k, v in artifact.meta.items() if k not in ("inputs", "outputs")},
+    }
+    if artifact.format == "onnx":
+        import onnx
+
+        model = onnx.load_model(str(artifact.path), load_external_data=False)
+        inits = {i.name for i in model.graph.initializer}
+        for i in model.graph.input:
+            if i.name not in inits:
+                dtype, shape = _onnx_type(i)
+                info["inputs"][i.name] = {"dtype": dtype, "shape": shape}
+        for o in model.graph.output:
+            dtype, shape = _onnx_type(o)
+            info["outputs"][o.name] = {"dtype": dtype, "shape": shape}
+        info["opset"] = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+        info["nodes"] = len(model.graph.node) + sum(len(f.node) for f in model.functions)
+        info["initializers"] = len(model.graph.initializer)
+        info["ir_version"] = model.ir_version
+        info["metadata_props"] = {p.key: p.value for p in model.metadata_props}
+    else:
+        info["inputs"] = dict(artifact.meta.get("inputs") or {n: {} for n in artifact.input_names})
+        info["outputs"] = dict(artifact.meta.get("outputs") or {n: {} for n in artifact.output_names})
+        try:
+            if artifact.format == "pt2":
+                import torch
+
+                ep = torch.export.load(str(artifact.path))
+                info["nodes"] = sum(1 for n in ep.graph.nodes if n.op == "call_function")
+            elif artifact.format == "torchscript":
+                import torch
+
+                info["nodes"] = sum(1 for _ in torch.jit.load(str(artifact.path)).inlined_graph.nodes())
+        except Exception:  # noqa: BLE001 - inspection is best effort
+            pass
+    try:
+        from rlexport.export.golden import read_golden
+
+        sample = read_golden(artifact.golden_path)
+        info["golden"] = {
+            "path": str(sample.path),
+            "kind": sample.kind,
+            "rtol": sample.rtol,
+            "atol": sample.atol,
+            "cases": [c.name for c in sample.cases],
+        }
+    except Exception:  # noqa: BLE001
+        info["golden"] = None
+    return info

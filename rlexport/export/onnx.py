@@ -42,6 +42,7 @@ def onnx_model_from_plan(plan: ExportPlan, *, opset: int | None = None, optimize
         raise ExportError(f"ONNX export of {type(plan.original).__name__} failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
     model = program.model_proto
     _check_names(model, plan)
+    rename_dims(model, plan.dims)
     meta = plan.metadata("onnx", "")
     meta["opset"] = opset_of(model)
     del model.metadata_props[:]
@@ -57,6 +58,27 @@ def onnx_model_from_plan(plan: ExportPlan, *, opset: int | None = None, optimize
     except Exception as err:  # noqa: BLE001
         raise ExportError(f"the exported ONNX model fails onnx.checker (full check): {err}") from err
     return model
+
+
+def rename_dims(model, dims) -> None:
+    """Name the ONNX ``dim_param``s by their labels (``batch``, ``time``) instead of ``s0``, ``s11``."""
+    import re
+
+    mapping: dict[str, str] = {}
+    for value in model.graph.input:
+        for d, dim in enumerate(value.type.tensor_type.shape.dim):
+            label = dims.get(value.name, {}).get(d)
+            if label is not None and dim.dim_param and dim.dim_param != label:
+                mapping.setdefault(dim.dim_param, label)
+    if not mapping:
+        return
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, mapping)) + r")\b")
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        if not value.type.HasField("tensor_type"):
+            continue
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param:
+                dim.dim_param = pattern.sub(lambda m: mapping[m.group(1)], dim.dim_param)
 
 
 def opset_of(model) -> int:

@@ -86,7 +86,9 @@ def available_providers() -> list[str]:
     return [p for p in ("tensorrt", "cuda", "cpu") if provider_status(p) is None]
 
 
-def make_session(model: str | os.PathLike | bytes, provider: str = "cpu", *, threads: int | None = None, strict: bool = False):
+def make_session(
+    model: str | os.PathLike | bytes, provider: str = "cpu", *, threads: int | None = None, strict: bool = False, dtype: str | None = None
+):
     """An ``onnxruntime.InferenceSession`` on ``provider`` (short name).
 
     Raises ``SessionError`` with the operator and dtype spelled out when ORT has no kernel for a
@@ -106,15 +108,15 @@ def make_session(model: str | os.PathLike | bytes, provider: str = "cpu", *, thr
     try:
         return ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as err:  # noqa: BLE001 - ORT raises its own exception types
-        raise SessionError(explain_session_error(str(err), provider)) from err
+        raise SessionError(explain_session_error(str(err), provider, dtype)) from err
 
 
-def explain_session_error(message: str, provider: str = "cpu") -> str:
-    """ORT's message, prefixed with a one-line reading of the usual causes."""
+def explain_session_error(message: str, provider: str = "cpu", dtype: str | None = None) -> str:
+    """ORT's message, prefixed with a one-line reading of the usual causes (``dtype``: the graph's)."""
     m = re.search(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'", message)
     if m:
         op, version, node = m.groups()
-        dtype = "float64 " if "double" in message or "tensor(double)" in message else ""
+        dtype = "float64 " if dtype == "float64" or "double" in message else ""
         hint = (
             f"ONNX Runtime's {provider.upper()} provider has no {dtype}kernel for {op} (opset {version}, node {node!r})"
         )

@@ -1,0 +1,55 @@
+"""``rlexport inspect ARTIFACT``: inputs, outputs (shapes with dynamic dims), opset, metadata, nodes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from rlexport.cli.errors import UsageError, console
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("inspect")
+    def inspect_cmd(
+        artifact: Path = typer.Argument(..., help="An .onnx, .pt2, TorchScript or AOTInductor artifact."),
+        as_json: bool = typer.Option(False, "--json", help="Print the description as JSON."),
+    ) -> None:
+        """Describe an artifact: inputs and outputs with dtypes and shapes, opset, node count, metadata."""
+        from rich.table import Table
+
+        from rlexport.export.artifact import ArtifactError, describe
+
+        try:
+            info = describe(artifact)
+        except ArtifactError as err:
+            raise UsageError(str(err)) from err
+        if as_json:
+            typer.echo(json.dumps(info, indent=2, default=str))
+            return
+        console.print(f"[bold]{info['path']}[/]  format {info['format']}, {info['size_bytes']} bytes")
+        if info.get("opset"):
+            console.print(f"opset {info['opset']}, {info['nodes']} nodes, {info.get('initializers', 0)} initializers")
+        elif info.get("nodes") is not None:
+            console.print(f"{info['nodes']} nodes")
+        table = Table(title="inputs and outputs")
+        for col in ("", "name", "dtype", "shape"):
+            table.add_column(col)
+        for kind in ("inputs", "outputs"):
+            for name, spec in info[kind].items():
+                shape = "[" + ", ".join(str(s) for s in spec.get("shape", [])) + "]"
+                table.add_row(kind[:-1], name, spec.get("dtype", "?"), shape)
+        console.print(table)
+        meta = Table(title="metadata")
+        meta.add_column("key")
+        meta.add_column("value", overflow="fold")
+        for key, value in info["metadata"].items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            meta.add_row(key, text if len(text) < 400 else text[:400] + " ...")
+        console.print(meta)
+        golden = info.get("golden")
+        if golden:
+            console.print(f"golden sample: {golden['path']} ({golden['kind']}, rtol {golden['rtol']:g}, atol {golden['atol']:g}; cases {', '.join(golden['cases'])})")
+        else:
+            console.print("[yellow]no golden sample beside it[/]")
