@@ -129,13 +129,13 @@ class Sampler(nn.Module):
 
     def __init__(self, actor: nn.Module, kind: str):
         super().__init__()
-        self.actor = actor
+        self.actor_network = actor  # the loss's attribute name: parameter names match the loss's
         self.kind = kind
         self.in_keys = ["observation", "noise"]
         self.out_keys = ["action", "sample_log_prob"]
 
     def forward(self, observation: torch.Tensor, noise: torch.Tensor):
-        dist = self.actor.get_dist(observation=observation)
+        dist = self.actor_network.get_dist(observation=observation)
         if self.kind == "categorical":
             action = dist.sample(noise=noise)
         else:

@@ -88,12 +88,15 @@ class GaeModule(nn.Module):
     """``(observation, next_observation, next_reward, next_done, next_terminated) ->
     (advantage, value_target)`` with rlexport's GAE and the critic as value network."""
 
+    IN_KEYS = ("observation", "next_observation", "next_reward", "next_done", "next_terminated")
+
     def __init__(self, critic: nn.Module, gamma: float, lmbda: float):
         super().__init__()
         from rlexport.value import GAE
 
+        self.critic_network = critic  # registered first: parameter names match the loss's
         self.estimator = GAE(gamma=gamma, lmbda=lmbda, value_network=critic)
-        self.in_keys = ["observation", "next_observation", "next_reward", "next_done", "next_terminated"]
+        self.in_keys = list(self.IN_KEYS)
         self.out_keys = ["advantage", "value_target"]
 
     def forward(self, observation, next_observation, next_reward, next_done, next_terminated):
@@ -147,14 +150,18 @@ class TorchEngine:
         return res
 
     # checkpoints ---------------------------------------------------------------------------
+    # Both engines use the train-step graph's names: ``param.<n>``, ``adam.exp_avg.<n>``,
+    # ``adam.exp_avg_sq.<n>``, ``adam.step`` (float64), so a checkpoint does not depend on the engine.
     def state(self) -> dict[str, torch.Tensor]:
         out = {f"param.{n}": p.detach().clone() for n, p in self.params.items()}
+        step = 0.0
         for n, p in self.params.items():
             st = self.optimizer.state.get(p, {})
             for k in ("exp_avg", "exp_avg_sq"):
-                out[f"opt.{n}.{k}"] = st[k].detach().clone() if k in st else torch.zeros_like(p)
-            step = st.get("step", torch.tensor(0.0))
-            out[f"opt.{n}.step"] = torch.as_tensor(step, dtype=torch.float32).detach().clone().reshape(())
+                out[f"adam.{k}.{n}"] = st[k].detach().clone() if k in st else torch.zeros_like(p)
+            if "step" in st:
+                step = float(st["step"])
+        out["adam.step"] = torch.tensor(step, dtype=torch.float64)
         return out
 
     def load_state(self, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -162,14 +169,17 @@ class TorchEngine:
             for n, p in self.params.items():
                 p.copy_(tensors[f"param.{n}"])
         self.optimizer.state.clear()
-        for n, p in self.params.items():
-            step = float(tensors[f"opt.{n}.step"])
-            if step > 0:
+        step = float(tensors["adam.step"])
+        if step > 0:
+            for n, p in self.params.items():
                 self.optimizer.state[p] = {
                     "step": torch.tensor(step, dtype=torch.float32),
-                    "exp_avg": tensors[f"opt.{n}.exp_avg"].clone(),
-                    "exp_avg_sq": tensors[f"opt.{n}.exp_avg_sq"].clone(),
+                    "exp_avg": tensors[f"adam.exp_avg.{n}"].clone().to(p.dtype),
+                    "exp_avg_sq": tensors[f"adam.exp_avg_sq.{n}"].clone().to(p.dtype),
                 }
+
+    def sync_to_torch(self) -> None:
+        pass
 
 
 # -- ONNX ------------------------------------------------------------------------------------
@@ -220,29 +230,33 @@ def ort_session(path: str | Path):
 
 
 class _OrtGraph:
-    def __init__(self, path: Path, params: Mapping[str, torch.Tensor]):
+    """An ORT session whose ``param.*`` inputs are read from ``state`` (name -> numpy array)."""
+
+    def __init__(self, path: Path, state_fn):
         self.sess = ort_session(path)
         self.input_names = [i.name for i in self.sess.get_inputs()]
-        self.output_names = [o.name for o in self.sess.get_outputs()]
-        self.params = params
+        self.state_fn = state_fn
 
     def __call__(self, **inputs: np.ndarray) -> list[np.ndarray]:
-        feed = {}
-        for name in self.input_names:
-            if name.startswith("param."):
-                feed[name] = self.params[name[len("param."):]].detach().numpy()
-            else:
-                feed[name] = inputs[name]
+        state = self.state_fn()
+        feed = {n: (state[n] if n.startswith("param.") else inputs[n]) for n in self.input_names}
         return self.sess.run(None, feed)
 
 
 class OnnxEngine:
-    """Acting, GAE and updates in ONNX Runtime only."""
+    """Acting, GAE and updates in ONNX Runtime only.
+
+    Three graphs in ``RUN/graphs/`` take the parameters as inputs, all named as the train-step
+    graph's state (``param.<loss parameter name>``): ``act.onnx`` (sampler), ``gae.onnx`` (critic
+    on observation and next_observation + rlexport's GAE), ``train_step.onnx``. The parameters
+    live as numpy arrays in the ``OnnxTrainer``'s state and are fed to all three as they are.
+    """
 
     name = "onnx"
 
     def __init__(self, cfg: TrainConfig, spec: AgentSpec, actor: nn.Module, critic: nn.Module, graph_dir: Path,
                  example_rollout: Mapping[str, np.ndarray], example_minibatch: Mapping[str, np.ndarray]):
+        from rlexport.export.optim import init_state
         from rlexport.export.train_step import export_train_step
         from rlexport.runtime.trainer import OnnxTrainer
 
@@ -255,37 +269,46 @@ class OnnxEngine:
         graph_dir = Path(graph_dir)
         graph_dir.mkdir(parents=True, exist_ok=True)
 
-        # acting graph: sampler with actor params as inputs
-        sampler = Sampler(self.actor, spec.kind)
-        sp = {n: p for n, p in sampler.named_parameters()}
-        ex_obs = torch.from_numpy(example_rollout["observation"][:, 0])
-        ex_noise = torch.from_numpy(spec.draw_noise(np.random.default_rng(0), ex_obs.shape[0]))
-        export_with_params(sampler, sp, {"observation": ex_obs, "noise": ex_noise}, ["action", "sample_log_prob"],
-                           graph_dir / "act.onnx")
-        self._act = _OrtGraph(graph_dir / "act.onnx", sp)
+        # train step: loss + gradients + clipping + Adam (verified at the end of the run with the
+        # final artifacts; here export only, for start-up time)
+        from .artifacts import train_step_hyperparams
 
-        # GAE graph: critic params as inputs
-        gae = GaeModule(self.critic, cfg.gamma, cfg.gae_lambda)
-        gp = {n: p for n, p in gae.named_parameters()}
-        ex = {k: torch.from_numpy(example_rollout[k]) for k in gae.in_keys}
-        export_with_params(gae, gp, ex, ["advantage", "value_target"], graph_dir / "gae.onnx")
-        self._gae = _OrtGraph(graph_dir / "gae.onnx", gp)
-
-        # train step: loss + gradients + clipping + Adam
-        example = {k: torch.from_numpy(example_minibatch[k]) for k in self.input_names}
+        example = {k: torch.from_numpy(np.ascontiguousarray(example_minibatch[k])) for k in self.input_names}
         export_train_step(
             self.loss, example, graph_dir / "train_step.onnx", optimizer="adam",
-            **_train_step_kwargs(cfg),
+            hyperparams=train_step_hyperparams(cfg, cfg.learning_rate), golden=False, verify=False,
+            save_module=False, dynamic=True,
         )
-        self.trainer = OnnxTrainer(graph_dir / "train_step.onnx", module=self.loss)
+        self.trainer = OnnxTrainer(graph_dir / "train_step.onnx", threads=1)
+        init = {f"param.{n}": p.detach() for n, p in self.params.items()}
+        init.update({f"adam.{k}": v for k, v in init_state("adam", {n: p.detach() for n, p in self.params.items()}).items()})
+        self.trainer.load_state_dict(init)
+        state_fn = lambda: self.trainer.state  # noqa: E731
+
+        # acting graph: sampler with the actor's parameters as inputs
+        sampler = Sampler(self.actor, spec.kind)
+        ex_obs = torch.from_numpy(np.ascontiguousarray(example_rollout["observation"][:, 0]))
+        ex_noise = torch.from_numpy(spec.draw_noise(np.random.default_rng(0), ex_obs.shape[0]))
+        export_with_params(sampler, dict(sampler.named_parameters()), {"observation": ex_obs, "noise": ex_noise},
+                           ["action", "sample_log_prob"], graph_dir / "act.onnx")
+        self._act = _OrtGraph(graph_dir / "act.onnx", state_fn)
+
+        # GAE graph: the critic's parameters as inputs
+        gae = GaeModule(self.critic, cfg.gamma, cfg.gae_lambda)
+        ex = {k: torch.from_numpy(np.ascontiguousarray(example_rollout[k])) for k in gae.in_keys}
+        export_with_params(gae, dict(gae.named_parameters()), ex, ["advantage", "value_target"], graph_dir / "gae.onnx")
+        self._gae = _OrtGraph(graph_dir / "gae.onnx", state_fn)
+        for g in (self._act, self._gae):
+            unknown = [n for n in g.input_names if n.startswith("param.") and n not in self.trainer.state]
+            if unknown:
+                raise RuntimeError(f"OnnxEngine: graph inputs {unknown} are not train-step parameters")
 
     def act(self, obs: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a, lp = self._act(observation=obs, noise=noise)
         return a, lp
 
     def gae(self, rollout: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        adv, vt = self._gae(**{k: rollout[k] for k in ("observation", "next_observation", "next_reward", "next_done",
-                                                        "next_terminated")})
+        adv, vt = self._gae(**{k: rollout[k] for k in GaeModule.IN_KEYS})
         return adv, vt
 
     def update(self, mb: Mapping[str, np.ndarray], lr: float) -> dict[str, float]:
@@ -295,11 +318,12 @@ class OnnxEngine:
         return res
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {f"{k}": v for k, v in self.trainer.state_tensors().items()}
+        return {k: torch.from_numpy(np.array(v)) for k, v in self.trainer.state.items()}
 
     def load_state(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        self.trainer.load_state_tensors(tensors)
+        self.trainer.load_state_dict({k: tensors[k] for k in self.trainer.state_names})
+        self.sync_to_torch()
 
-
-def _train_step_kwargs(cfg: TrainConfig) -> dict[str, Any]:
-    return {"max_grad_norm": cfg.max_grad_norm, "eps": cfg.adam_eps}
+    def sync_to_torch(self) -> None:
+        """Copy the trained parameters into the torch modules (for export and evaluation)."""
+        self.trainer.export_parameters_to(self.loss)

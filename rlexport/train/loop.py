@@ -254,7 +254,8 @@ class Trainer:
         frac = 1.0 - self.update_idx / cfg.num_updates  # update_idx = iterations done so far
         return max(frac, 0.0) * cfg.learning_rate
 
-    def learn(self) -> dict[str, float]:
+    def flat_batch(self) -> dict[str, np.ndarray]:
+        """The rollout in the buffer as loss keywords ``[N, ...]``, with GAE from the engine."""
         cfg = self.cfg
         adv, vt = self.engine.gae(self.buf)
         N = cfg.batch_size
@@ -265,8 +266,14 @@ class Trainer:
             "advantage": adv.reshape(N, 1).astype(np.float32),
             "value_target": vt.reshape(N, 1).astype(np.float32),
         }
+        # GAE: value_target = advantage + V(s), so the rollout-time value is their difference
         flat["state_value"] = (flat["value_target"] - flat["advantage"]).astype(np.float32)
-        flat["action_log_prob"] = flat["log_prob"] = flat["sample_log_prob"]
+        return flat
+
+    def learn(self) -> dict[str, float]:
+        cfg = self.cfg
+        flat = self.flat_batch()
+        N = cfg.batch_size
         lr = self.learning_rate()
         sums: dict[str, float] = collections.defaultdict(float)
         count = 0

@@ -1,0 +1,117 @@
+"""The end of a run: exported artifacts with golden samples and a validation report.
+
+``RUN/artifacts/``:
+
+* ``policy.onnx`` - the deployable greedy policy: raw observation ``[B, obs_dim]`` -> ``action``
+  (observation normalisation with the final running statistics baked in; Box actions clipped to
+  the bounds for ``normal``). Dynamic batch.
+* ``loss.onnx`` - the PPO/A2C loss with the final parameters, on a minibatch of the last rollout.
+* ``train_step.onnx`` - loss + gradients + clipping + Adam as one graph (params, Adam state and
+  hyper-parameters are inputs), golden sample starting from the final parameters; validated
+  with ``validate_train_step`` (10 steps in ORT vs 10 eager ``torch.optim.Adam`` steps).
+
+Each has ``X.json`` and ``X.golden/``. ``RUN/validation.json`` holds ``rlexport.parity.validate``
+of every artifact against its golden sample, and ``passed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .agent import DeterministicPolicy
+
+
+def deploy_policy(trainer) -> DeterministicPolicy:
+    spec, cfg = trainer.spec, trainer.cfg
+    mean = std = None
+    if cfg.normalize_obs:
+        rms = trainer.obs_norm.rms
+        mean, std = rms.mean.astype(np.float32), np.sqrt(rms.var + trainer.obs_norm.eps).astype(np.float32)
+    return DeterministicPolicy(trainer.engine.actor, spec.kind, mean, std, trainer.obs_norm.clip,
+                               spec.low, spec.high).eval()
+
+
+def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
+    """Export policy, loss and train step; validate; write ``validation.json``."""
+    from rlexport.export import export_onnx
+    from rlexport.export.train_step import export_train_step, validate_train_step
+    from rlexport.parity import validate
+
+    cfg = trainer.cfg
+    out = Path(run_dir) / "artifacts"
+    out.mkdir(parents=True, exist_ok=True)
+    eng = trainer.engine
+    if hasattr(eng, "sync_to_torch"):
+        eng.sync_to_torch()
+    paths: dict[str, str] = {}
+    timings: dict[str, float] = {}
+
+    policy = deploy_policy(trainer)
+    obs = torch.from_numpy(_raw_obs_example(trainer))
+    t = time.perf_counter()
+    paths["policy"] = str(export_onnx(policy, {"observation": obs}, out / "policy.onnx"))
+    timings["policy"] = time.perf_counter() - t
+
+    flat = trainer.flat_batch()
+    n = min(cfg.minibatch_size, 64)
+    example = {k: torch.from_numpy(np.ascontiguousarray(flat[k][:n])) for k in eng.input_names}
+    t = time.perf_counter()
+    # With per-minibatch advantage normalisation a batch of 1 has no std (NaN in eager, inf in
+    # ORT), and the exporter verifies dynamic graphs at batch 1: keep the loss graph static then.
+    dyn = not cfg.norm_adv
+    paths["loss"] = str(export_onnx(eng.loss, example, out / "loss.onnx", dynamic=dyn))
+    timings["loss"] = time.perf_counter() - t
+    t = time.perf_counter()
+    export_train_step(eng.loss, example, out / "train_step.onnx", optimizer="adam",
+                      hyperparams=train_step_hyperparams(cfg, trainer.learning_rate()), save_module=False,
+                      dynamic=dyn)
+    paths["train_step"] = str(out / "train_step.onnx")
+    timings["train_step"] = time.perf_counter() - t
+
+    reports: dict[str, Any] = {}
+    passed = True
+    for name, p in paths.items():
+        try:
+            if name == "train_step":  # K steps in ORT vs K eager torch.optim steps
+                rep = validate_train_step(p, k=10, loss=eng.loss, batch_sizes=[n, max(2, n // 2)])
+            else:  # the artifact against its golden sample on every available backend
+                rep = validate(p)
+            reports[name] = rep.to_dict()
+            passed &= bool(rep.passed)
+        except Exception as err:  # a validation that cannot run is a failure, reported
+            reports[name] = {"passed": False, "error": f"{type(err).__name__}: {err}"}
+            passed = False
+    doc = {"passed": passed, "artifacts": paths, "export_seconds": timings, "reports": reports}
+    tmp = Path(run_dir) / "validation.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    os.replace(tmp, Path(run_dir) / "validation.json")
+    return paths, passed
+
+
+def train_step_hyperparams(cfg, lr: float) -> dict[str, float]:
+    return {"lr": float(lr) if lr > 0 else float(cfg.learning_rate), "eps": float(cfg.adam_eps),
+            "betas": (0.9, 0.999), "weight_decay": 0.0, "max_grad_norm": float(cfg.max_grad_norm)}
+
+
+def _raw_obs_example(trainer) -> np.ndarray:
+    """A handful of real raw observations (from a fresh env) for the policy's golden sample."""
+    import gymnasium as gym
+
+    env = gym.make(trainer.cfg.env_id)
+    obs = []
+    o, _ = env.reset(seed=trainer.cfg.seed + 777)
+    env.action_space.seed(trainer.cfg.seed)
+    for _ in range(8):
+        obs.append(np.asarray(o, np.float32))
+        o, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            o, _ = env.reset()
+    env.close()
+    return np.stack(obs)
