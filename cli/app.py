@@ -30,6 +30,8 @@ COMMAND_MODULES = [
     "rlexport.cli.export",
     "rlexport.cli.validate",
     "rlexport.cli.inspect",
+    "rlexport.cli.train",
+    "rlexport.cli.evaluate",
 ]
 
 
