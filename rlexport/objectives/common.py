@@ -202,6 +202,31 @@ class LossModule(nn.Module):
         self._selected_out_keys = None
         return self
 
+    # Inputs whose leading dim is the Monte-Carlo sample dim: ``[samples, *batch, *event]``.
+    SAMPLE_LEADING_INPUTS = ("entropy_noise", "kl_noise")
+
+    def dynamic_dims(self, example: Mapping[str, torch.Tensor]) -> dict[str, dict[int, str]]:
+        """``{input name: {dim: label}}`` for exporters: the batch dims of every batch-shaped
+        input (``"batch"``, ``"batch_1"``, ... and ``"time"`` for the last of two or more, the
+        ``[*batch, T, F]`` convention); noise inputs carry them after their sample dim;
+        hyper-parameter inputs (0-d) stay static."""
+        ref_key = next((k for k in getattr(self, "_actor_in_keys", []) if k in example), None)
+        if ref_key is None:
+            return {}
+        batch = tuple(example[ref_key].shape[:-1])
+        n = len(batch)
+        labels = [f"batch_{i}" if i else "batch" for i in range(n)]
+        if n >= 2:
+            labels[-1] = "time"
+        out: dict[str, dict[int, str]] = {}
+        for name, value in example.items():
+            if not isinstance(value, torch.Tensor):
+                continue
+            offset = 1 if name in self.SAMPLE_LEADING_INPUTS else 0
+            if tuple(value.shape[offset : offset + n]) == batch and value.dim() >= offset + n:
+                out[name] = {offset + i: labels[i] for i in range(n)}
+        return out
+
     def _check_inputs(self, kwargs: Mapping[str, Any]) -> None:
         owner = type(self).__name__
         check_keywords(owner, kwargs, self._required_inputs(kwargs), self._optional_inputs(kwargs))
