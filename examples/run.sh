@@ -48,9 +48,11 @@ node --test --test-reporter=spec || failed+=("node")
 
 # 3. C++: build against the LibTorch inside the torch wheel (incremental; build dir kept).
 stage "build examples/cpp"
-TORCH_CMAKE="$("$PY" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" || die "cannot import torch"
+# torch.utils.cmake_prefix_path without importing torch (seconds on a busy machine).
+TORCH_DIR="$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))')" \
+  || die "torch is not installed for $PY"
 mkdir -p "$BUILD"
-if cmake -S "$EXAMPLES/cpp" -B "$BUILD" -DTorch_DIR="$TORCH_CMAKE/Torch" -Wno-dev >"$BUILD/build.log" 2>&1 \
+if cmake -S "$EXAMPLES/cpp" -B "$BUILD" -DTorch_DIR="$TORCH_DIR/share/cmake/Torch" -Wno-dev >"$BUILD/build.log" 2>&1 \
   && cmake --build "$BUILD" -j1 >>"$BUILD/build.log" 2>&1; then
   stage "run examples/cpp"
   golden() { node -p "require(process.argv[1]).artifacts['$1'].golden" "$RLEXPORT_ARTIFACTS/manifest.json"; }
