@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .common import ActorCriticLoss
+from .common import ActorCriticLoss, const
 from .utils import reduce_loss
 
 __all__ = ["A2CLoss"]

@@ -227,9 +227,26 @@ class LossModule(nn.Module):
                 out[name] = {offset + i: labels[i] for i in range(n)}
         return out
 
+    def _input_names(self, kwargs: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+        """``(required, optional)`` keyword names; they depend on the configuration, the keys
+        and on whether the advantage is given, so they are cached per key set."""
+        has_adv = kwargs.get(self._k("advantage")) is not None
+        cache_key = (has_adv, repr(self._tensor_keys), self._config_token())
+        cached = self.__dict__.get("_input_names_cache")
+        if cached is None or cached[0] != cache_key:
+            given = {self._k("advantage"): True} if has_adv else {}
+            cached = (cache_key, (self._required_inputs(given), self._optional_inputs(given)))
+            self.__dict__["_input_names_cache"] = cached
+        return cached[1]
+
+    def _config_token(self) -> tuple:
+        """What the accepted inputs depend on besides the keys (options that can be reassigned)."""
+        return (getattr(self, "clip_value", None), getattr(self, "critic_coeff", None), getattr(self, "critic_network", None) is None)
+
     def _check_inputs(self, kwargs: Mapping[str, Any]) -> None:
         owner = type(self).__name__
-        check_keywords(owner, kwargs, self._required_inputs(kwargs), self._optional_inputs(kwargs))
+        required, optional = self._input_names(kwargs)
+        check_keywords(owner, kwargs, required, optional)
         for name, value in kwargs.items():
             if value is not None:
                 check_tensor(owner, name, value)
@@ -239,7 +256,7 @@ class LossModule(nn.Module):
         value = inputs.get(name)
         if value is None:
             value = getattr(self, name)
-        return constant_like(value, like)
+        return const(value, like)
 
     def forward(self, *args: Any, **kwargs: torch.Tensor):
         """``loss(**tensors) -> tuple`` in ``out_keys`` order.
@@ -369,6 +386,25 @@ class LossModule(nn.Module):
             next_state_value=next_state_value,
             **extra,
         )
+
+
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def const(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """:func:`rlexport.inputs.constant_like`, with the 0-d tensors of plain eager calls cached
+    (a fresh ``torch.tensor`` costs more than the arithmetic it feeds at small batch sizes).
+    Under tracing (fake/functional tensors, dynamo) a fresh constant is made every time."""
+    if isinstance(value, torch.Tensor) or type(like) is not torch.Tensor or torch.compiler.is_compiling():
+        return constant_like(value, like)
+    key = (float(value), like.dtype, like.device)
+    out = _CONSTANTS.get(key)
+    if out is None:
+        with torch.inference_mode(False), torch.no_grad():
+            out = torch.tensor(value, dtype=like.dtype, device=like.device)
+        if len(_CONSTANTS) < 4096:
+            _CONSTANTS[key] = out
+    return out
 
 
 def _module_in_keys(module: nn.Module, default: tuple[str, ...] = ("observation",)) -> list[str]:

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 
 import torch
 
-from rlexport.inputs import check_tensor, constant_like
+from rlexport.inputs import check_tensor
 
-from .common import ActorCriticLoss
+from .common import ActorCriticLoss, const
 from .utils import explained_variance, has_analytic_kl, kl_divergence, reduce_loss, sample_and_log_prob, standardize
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
@@ -284,7 +284,7 @@ class ClipPPOLoss(PPOLoss):
         if self.clip_epsilon is not None:
             eps = self._hyper("clip_epsilon", inputs, like)
             return (-eps).log1p(), eps.log1p()
-        return (-constant_like(self.clip_epsilon_low, like)).log1p(), constant_like(self.clip_epsilon_high, like).log1p()
+        return (-const(self.clip_epsilon_low, like)).log1p(), const(self.clip_epsilon_high, like).log1p()
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         advantage, value_target, state_value, old_value = self._advantage(inputs)
@@ -413,13 +413,13 @@ class KLPENPPOLoss(PPOLoss):
         return self._reduce(out)
 
     def _beta_next(self, beta: torch.Tensor, kl_mean: torch.Tensor) -> torch.Tensor:
-        dtarg = constant_like(self.dtarg, kl_mean)
-        upper = dtarg * constant_like(1.5, kl_mean)
-        lower = dtarg / constant_like(1.5, kl_mean)
+        dtarg = const(self.dtarg, kl_mean)
+        upper = dtarg * const(1.5, kl_mean)
+        lower = dtarg / const(1.5, kl_mean)
         return torch.where(
             kl_mean > upper,
-            beta * constant_like(self.increment, beta),
-            torch.where(kl_mean < lower, beta * constant_like(self.decrement, beta), beta),
+            beta * const(self.increment, beta),
+            torch.where(kl_mean < lower, beta * const(self.decrement, beta), beta),
         )
 
     # ---------------------------------------------------------------- eager state
