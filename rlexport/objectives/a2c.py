@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 
 from .common import ActorCriticLoss, const
-from .utils import reduce_loss
+from .utils import reduce_loss, standardize
 
 __all__ = ["A2CLoss"]
 
@@ -15,6 +15,7 @@ _OPTIONS = [
     "actor_network", "critic_network", "actor", "critic", "entropy_bonus", "samples_mc_entropy",
     "entropy_coeff", "entropy_coef", "critic_coeff", "critic_coef", "loss_critic_type",
     "separate_losses", "advantage_key", "value_target_key", "functional", "reduction", "clip_value",
+    "normalize_advantage", "normalize_advantage_exclude_dims",
 ]
 
 
@@ -33,6 +34,10 @@ class A2CLoss(ActorCriticLoss):
     ``entropy_noise`` (standard-normal draws ``[samples_mc_entropy, *batch, *event]`` for a
     Monte-Carlo entropy), and the hyper-parameters ``entropy_coeff``, ``critic_coeff``,
     ``clip_value`` as 0-d tensors.
+
+    ``normalize_advantage`` (+ ``normalize_advantage_exclude_dims``) is an rlexport extension
+    (standardise the advantage as :class:`~rlexport.objectives.PPOLoss` does); TorchRL 0.14.1's
+    A2C has no such option (its ``**kwargs`` swallow it).
 
     Outputs (``out_keys``, TorchRL's order): ``loss_objective``, ``loss_critic`` (unless
     ``critic_coeff=None``), ``entropy`` and ``loss_entropy`` (if ``entropy_bonus``). Also
@@ -57,6 +62,8 @@ class A2CLoss(ActorCriticLoss):
         critic=None,
         reduction: str | None = None,
         clip_value: float | None = None,
+        normalize_advantage: bool = False,
+        normalize_advantage_exclude_dims: tuple[int, ...] = (),
         **kwargs,
     ):
         owner = type(self).__name__
@@ -79,6 +86,10 @@ class A2CLoss(ActorCriticLoss):
         self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True)
         self._common_options(owner, loss_critic_type, reduction)
         self.functional = functional
+        # rlexport extension (TorchRL 0.14.1's A2CLoss has no such option and silently ignores
+        # unknown keywords): standardise the advantage as PPOLoss does.
+        self.normalize_advantage = bool(normalize_advantage)
+        self.normalize_advantage_exclude_dims = tuple(normalize_advantage_exclude_dims)
         self.set_keys(advantage=advantage_key, value_target=value_target_key)
 
     # ---------------------------------------------------------------- keys
@@ -125,6 +136,8 @@ class A2CLoss(ActorCriticLoss):
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         has_critic = self.critic_coeff is not None
         advantage, value_target, state_value, old_value, _ = self._values_and_advantage(inputs, has_critic)
+        if self.normalize_advantage and advantage.numel() > 1:
+            advantage = standardize(advantage, self.normalize_advantage_exclude_dims)
 
         dist = self._get_dist(inputs)
         log_prob = self._log_prob(dist, inputs).unsqueeze(-1)

@@ -276,3 +276,15 @@ def test_in_graph_signal_checks(nets, data):
         loss(**bad)
     with pytest.raises(TypeError, match="must be a torch.Tensor"):
         loss(**dict(inputs, next_reward=[1.0] * 6))
+
+
+def test_a2c_normalize_advantage_extension(nets, data):
+    """rlexport extension: A2C standardises the advantage like PPO when asked."""
+    from rlexport.objectives import standardize
+
+    loss = ro.A2CLoss(nets.actor, nets.critic, normalize_advantage=True)
+    plain = ro.A2CLoss(nets.actor, nets.critic)
+    inputs = kw(loss, data)
+    ref = plain(**dict(inputs, advantage=standardize(inputs["advantage"])))
+    for a, b in zip(loss(**inputs), ref):
+        torch.testing.assert_close(a, b)
