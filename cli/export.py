@@ -7,6 +7,7 @@ print where the artifact, its metadata and its golden sample went. Extending: ad
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -72,7 +73,7 @@ def build_from_options(*, preset, loss, estimator, checkpoint, batch, time, seed
     )
     try:
         return build_module(spec)
-    except (BuildError, FileNotFoundError) as err:
+    except (BuildError, FileNotFoundError, KeyError, ValueError, TypeError) as err:
         raise UsageError(str(err)) from err
 
 
@@ -101,7 +102,7 @@ def run_export(fmt: str, built, out: Path | None, *, static: bool, dtype: str, o
             fn(built.module, built.example, path, **kwargs)
     except ExportError as err:
         console_err.print(f"[bold red]export failed:[/] {err}")
-        raise typer.Exit(1) from err
+        sys.exit(1)  # see cli/validate.py
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from err
     report_written(path)

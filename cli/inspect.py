@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             info = describe(artifact)
-        except ArtifactError as err:
+        except (ArtifactError, ValueError, OSError) as err:
             raise UsageError(str(err)) from err
         if as_json:
             typer.echo(json.dumps(info, indent=2, default=str))

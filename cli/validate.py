@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -27,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             report = validate(artifact, backends=backend or None, rtol=rtol, atol=atol)
-        except (ArtifactError, GoldenError, FileNotFoundError) as err:
+        except (ArtifactError, GoldenError, FileNotFoundError, ValueError, TypeError) as err:
             raise UsageError(str(err)) from err
         console.print(report.table())
         if json_out is not None:
@@ -38,4 +39,4 @@ def register(app: typer.Typer) -> None:
             console.print(f"[green]OK[/] {report.summary()}")
             return
         console.print(f"[bold red]{report.summary()}[/]")
-        raise typer.Exit(1)
+        sys.exit(1)  # not typer.Exit: main() runs click with standalone_mode=False, which returns Exit codes instead of exiting

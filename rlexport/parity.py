@@ -208,6 +208,11 @@ def _validate_artifact(path, inputs, backends, rtol, atol) -> ParityReport:
             sample = read_golden(artifact.golden_path)
         except GoldenError as err:
             raise GoldenError(f"{path}: cannot validate without inputs: {err}") from err
+        if sample.artifact and sample.artifact != artifact.path.name:
+            raise GoldenError(
+                f"the golden sample {sample.path} was written for {sample.artifact!r}, not {artifact.path.name!r} "
+                "(artifacts of one stem share X.json and X.golden: give each format its own name or directory)"
+            )
         cases = [(c.name, c.inputs, c.outputs) for c in sample.cases]
         if sample.kind != "forward":
             raise ValueError(f"{path}: golden sample of kind {sample.kind!r}; validate() checks forward artifacts only")

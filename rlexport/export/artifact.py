@@ -188,6 +188,8 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
             meta = json.loads(json_path.read_text())
         except json.JSONDecodeError as err:
             raise ArtifactError(f"{json_path}: not valid JSON: {err}") from err
+    if meta.get("artifact") and meta["artifact"] != path.name:
+        meta = {}  # X.json of another artifact with the same stem (X.onnx vs X.pt2)
     fmt = meta.get("format") or detect_format(path)
     if fmt not in FORMATS:
         raise ArtifactError(f"{path}: unknown format {fmt!r}")

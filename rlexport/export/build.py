@@ -193,10 +193,14 @@ def build_module(spec: BuildSpec) -> Built:
 
     cls = getattr(importlib.import_module("rlexport.objectives"), LOSSES[spec.loss])
     opts = _accepted(cls, spec.options, cls.__name__)
-    module = cls(actor, critic, **opts)
+    try:
+        module = cls(actor, critic, **opts)
+        if spec.estimator is not None:
+            enum = getattr(importlib.import_module("rlexport.value"), "ValueEstimators")
+            module.make_value_estimator(getattr(enum, ESTIMATOR_ENUM[spec.estimator]), **spec.estimator_options)
+    except (TypeError, ValueError) as err:
+        raise BuildError(f"{cls.__name__}: {err}") from err
     if spec.estimator is not None:
-        enum = getattr(importlib.import_module("rlexport.value"), "ValueEstimators")
-        module.make_value_estimator(getattr(enum, ESTIMATOR_ENUM[spec.estimator]), **spec.estimator_options)
         drop = ("advantage", "value_target", "state_value", "next_state_value")
     else:
         if spec.estimator_options:
@@ -204,7 +208,60 @@ def build_module(spec: BuildSpec) -> Built:
         drop = ()
         if "advantage" not in example or "value_target" not in example:
             example = _with_targets(example)
-    return Built(module, _select(example, module, drop=drop), spec, built)
+    example = complete_loss_example(module, actor, example, seed=spec.seed)
+    example = {k: v for k, v in example.items() if k not in drop}
+    if hasattr(module, "_required_inputs"):
+        # only what this configuration reads: required inputs, the advantage and the noise inputs
+        keep = set(module._required_inputs(example)) | {"advantage", "entropy_noise", "kl_noise"}
+        example = {k: v for k, v in example.items() if k in keep}
+    return Built(module, _select(example, module), spec, built)
+
+
+def complete_loss_example(module: nn.Module, actor: nn.Module, example: dict[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Make a preset's example fit a loss: rename the log-prob key to the loss's, add the old
+    policy's distribution parameters a KL loss needs (the actor's, slightly perturbed), and the
+    Monte-Carlo noise inputs (``entropy_noise``, ``kl_noise``) when the distribution has no
+    closed form, so that the exported graph is deterministic."""
+    from rlexport.inputs import flatten_key
+
+    example = dict(example)
+    accepted = [flatten_key(k) for k in getattr(module, "accepted_keys", [])]
+    log_prob_in = next((k for k in accepted if k.endswith("log_prob")), None)
+    src = getattr(actor, "log_prob_key", None)
+    if log_prob_in and log_prob_in not in example and src in example:
+        example[log_prob_in] = example.pop(src)
+    gen = torch.Generator().manual_seed(seed + 11)
+    obs_keys = {k: example[k] for k in getattr(actor, "in_keys", ["observation"]) if k in example}
+    required = module._required_inputs(example) if hasattr(module, "_required_inputs") else []
+    missing = [k for k in required if k not in example]
+    with torch.no_grad():
+        params = actor.dist_params(**obs_keys) if missing and hasattr(actor, "dist_params") else {}
+        for k in missing:
+            if k in params:
+                p = params[k]
+                noise = 0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype)
+                example[k] = p * noise.exp() if k == "scale" else p + noise
+        dist = actor.get_dist(**obs_keys)
+    action = example.get("action")
+    if action is not None and "entropy_noise" in accepted and "entropy_noise" not in example:
+        try:
+            dist.entropy()
+        except NotImplementedError:
+            n = int(getattr(module, "samples_mc_entropy", 1))
+            shape = (n, *action.shape) if action.dtype.is_floating_point else None
+            if shape is not None:
+                example["entropy_noise"] = torch.randn(shape, generator=gen, dtype=action.dtype)
+    if action is not None and "kl_noise" in accepted and "kl_noise" not in example and action.dtype.is_floating_point:
+        try:
+            from rlexport.objectives import kl_divergence
+
+            kl_divergence(dist, dist)
+        except NotImplementedError:
+            n = int(getattr(module, "samples_mc_kl", 1))
+            example["kl_noise"] = torch.randn((n, *action.shape), generator=gen, dtype=action.dtype)
+        except Exception:  # noqa: BLE001 - signature differences: leave it to the loss
+            pass
+    return example
 
 
 def _with_targets(example: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -23,6 +23,10 @@ def run_cli(monkeypatch, capsys):
 
     def run(*args):
         main = _cli_main()
+        from rlexport.cli import errors
+
+        monkeypatch.setattr(errors.console, "width", 250)
+        monkeypatch.setattr(errors.console_err, "width", 250)
         monkeypatch.setattr(sys, "argv", ["rlexport", *map(str, args)])
         code = 0
         try:
