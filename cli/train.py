@@ -41,14 +41,20 @@ class _Progress:
         )
         self.task = self.progress.add_task(title, total=total, completed=start, sps="-", ret="-", losses="")
 
+    # The bar starts at the first update, so that input errors (raised before) print alone.
     def __enter__(self):
-        self.progress.__enter__()
+        self.started = False
         return self
 
     def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
+        if self.started:
+            return self.progress.__exit__(*exc)
+        return None
 
     def __call__(self, trainer, row) -> None:
+        if not self.started:
+            self.started = True
+            self.progress.__enter__()
         ret = row.get("mean_return_20", float("nan"))
         losses = " ".join(
             f"{k.replace('loss_', '')}={row[k]:.3g}" for k in ("loss_objective", "loss_critic", "loss_entropy") if k in row

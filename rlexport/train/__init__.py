@@ -15,7 +15,7 @@ __all__ = [
 
 
 def evaluate(*args, **kwargs):
-    from .evaluate import evaluate as _evaluate
+    from .evaluation import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)
 

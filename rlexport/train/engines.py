@@ -92,9 +92,11 @@ class GaeModule(nn.Module):
 
     def __init__(self, critic: nn.Module, gamma: float, lmbda: float):
         super().__init__()
-        from rlexport.value import GAE
-
         self.critic_network = critic  # registered first: parameter names match the loss's
+        try:
+            from rlexport.value import GAE
+        except ImportError:  # rlexport.value's estimators not available: the same maths on its scan
+            GAE = _ScanGAE
         self.estimator = GAE(gamma=gamma, lmbda=lmbda, value_network=critic)
         self.in_keys = list(self.IN_KEYS)
         self.out_keys = ["advantage", "value_target"]
@@ -104,6 +106,29 @@ class GaeModule(nn.Module):
             next_reward=next_reward, next_done=next_done, next_terminated=next_terminated,
             observation=observation, next_observation=next_observation,
         )
+
+
+class _ScanGAE(nn.Module):
+    """GAE on ``rlexport.value.scan.reverse_linear_recurrence`` (used only when
+    ``rlexport.value.GAE`` cannot be imported): ``delta_t = r_t + gamma * (1 - terminated_t) *
+    V(s'_t) - V(s_t)``, ``A_t = delta_t + gamma * lmbda * (1 - done_t) * A_{t+1}``."""
+
+    def __init__(self, gamma: float, lmbda: float, value_network: nn.Module):
+        super().__init__()
+        self.gamma, self.lmbda, self.value_network = gamma, lmbda, value_network
+
+    def forward(self, next_reward, next_done, next_terminated, observation, next_observation):
+        from rlexport.inputs import constant_like
+        from rlexport.value.scan import reverse_linear_recurrence
+
+        value = self.value_network(observation=observation)
+        next_value = self.value_network(observation=next_observation)
+        gamma = constant_like(self.gamma, value)
+        not_term = (~next_terminated).to(value.dtype)
+        not_done = (~next_done).to(value.dtype)
+        delta = next_reward + gamma * not_term * next_value - value
+        adv = reverse_linear_recurrence(delta, gamma * constant_like(self.lmbda, value) * not_done, time_dim=-2)
+        return adv, adv + value
 
 
 def _to_torch(batch: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
