@@ -214,18 +214,26 @@ def batch_axes(
     dynamic: bool | Mapping[str, Mapping[int, str]] = True,
     batch_dims: int | None = None,
     owner: str = "export",
+    module: nn.Module | None = None,
 ) -> dict[str, dict[int, str]]:
-    """``{input name: {axis: dim name}}`` for the dynamic axes of the batch inputs.
+    """``{input name: {axis: dim label}}`` for the dynamic axes of the batch inputs.
 
-    ``dynamic=True``: the first ``batch_dims`` axes (inferred by :func:`infer_batch_dims` when
-    ``None``) of every batch tensor with at least that many dims are ``"batch"`` (and ``"time"``).
-    A mapping gives the axes explicitly; ``False`` makes every shape static.
+    ``dynamic=True`` without ``batch_dims``: the rule every rlexport exporter uses
+    (``rlexport.export.common.resolve_dynamic_dims``: the module's ``dynamic_dims(example)`` hook,
+    else inference from the example). ``batch_dims=n``: the first ``n`` axes (``"batch"``, then
+    ``"time"``) of every batch tensor with at least ``n`` dims. A mapping gives the axes
+    explicitly; ``False`` makes every shape static.
     """
-    if dynamic is False:
+    if dynamic is False or dynamic is None:
         return {}
-    if isinstance(dynamic, Mapping):
-        return {k: {int(a) % batch[k].ndim: str(n) for a, n in v.items()} for k, v in dynamic.items()}
-    n = infer_batch_dims(batch) if batch_dims is None else int(batch_dims)
+    if isinstance(dynamic, Mapping) or batch_dims is None:
+        from rlexport.export.common import resolve_dynamic_dims
+
+        try:
+            return resolve_dynamic_dims(module if module is not None else nn.Module(), dict(batch), dynamic)
+        except ValueError as err:
+            raise ValueError(f"{owner}: {err}") from None
+    n = int(batch_dims)
     if n > 2:
         raise ValueError(f"{owner}: batch_dims={n}; at most 2 leading dims (batch, time) are dynamic")
     axes = {}
@@ -255,12 +263,31 @@ class TracedSpec:
     axes: dict[str, dict[int, str]]  # input name -> {axis: dim name}
 
 
+class _SymbolicLinear(torch.overrides.TorchFunctionMode):
+    """``F.linear`` on inputs with more than 2 dims as ``matmul`` (+ bias) while tracing.
+
+    Under ``torch.func.grad`` the C++ ``linear`` kernel flattens a ``[B, T, F]`` input with
+    concrete sizes, which specialises batch and time in a symbolic trace (torch 2.13);
+    ``matmul`` keeps them symbolic. Same math, values equal up to rounding.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.nn.functional.linear:
+            x, w = args[0], args[1] if len(args) > 1 else kwargs["weight"]
+            b = args[2] if len(args) > 2 else kwargs.get("bias")
+            if x.dim() > 2:
+                out = torch.matmul(x, w.t())
+                return out if b is None else out + b
+        return func(*args, **kwargs)
+
+
 def trace_functional(fn: Callable[..., tuple[Tensor, ...]], spec: TracedSpec) -> torch.export.ExportedProgram:
     """``make_fx(fn, symbolic)`` then ``torch.export`` of the traced graph with dynamic axes."""
     from torch.fx.experimental import _config as fx_config
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    with fx_config.patch(use_duck_shape=False):
+    with fx_config.patch(use_duck_shape=False), _SymbolicLinear():
         gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*spec.example)
 
     dims: dict[str, torch.export.Dim] = {}
@@ -486,7 +513,7 @@ def export_grad(
     input_names = [PARAM_PREFIX + n for n in pnames] + [BUFFER_PREFIX + n for n in bnames] + xnames
     output_names = list(fl.out_keys) + [GRAD_PREFIX + n for n in pnames]
     check_unique(input_names + output_names, "export_grad")
-    axes = batch_axes(fl.batch, dynamic, batch_dims, owner="export_grad")
+    axes = batch_axes(fl.batch, dynamic, batch_dims, owner="export_grad", module=fl.module)
     np_, nb = len(pnames), len(bnames)
 
     def flat_fn(*flat):
@@ -542,6 +569,12 @@ def default_tolerances(dtype: torch.dtype, kind: str = "grad") -> tuple[float, f
     return (1e-4, 1e-5)
 
 
+def onnx_load_quiet(path):
+    import onnx
+
+    return onnx.load(os.fspath(path), load_external_data=False)
+
+
 def verify_golden(onnx_path, golden_path, providers=None) -> None:
     """Run the golden sample's cases through ONNX Runtime (feeding train-step state back);
     raise ``ExportError`` naming the first output that differs beyond the sample's tolerances."""
@@ -551,6 +584,14 @@ def verify_golden(onnx_path, golden_path, providers=None) -> None:
     from rlexport.export.common import ExportError
     from rlexport.export.golden import read_golden
 
+    model = onnx_load_quiet(onnx_path)
+    random_ops = sorted({n.op_type for n in model.graph.node if n.op_type.startswith("Random")})
+    if random_ops:
+        raise ExportError(
+            f"{onnx_path}: the graph draws random numbers ({', '.join(random_ops)}), so no reference can match "
+            "it; give the noise as an input (e.g. 'entropy_noise' for a Monte-Carlo entropy) or export with "
+            "verify=False"
+        )
     sample = read_golden(golden_path)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

@@ -149,6 +149,23 @@ def detect_loss_state(batch: Sequence[str], out_keys: Sequence[str]) -> dict[str
     return {k: k + "_next" for k in batch if k + "_next" in out_keys}
 
 
+def _add_buffer_loss_state(fl: FunctionalLoss) -> None:
+    """A loss output ``k_next`` whose ``k`` is a buffer of the loss and an accepted keyword
+    (KL-PPO's ``beta``) but not in the example: add ``k`` (the buffer's value) to the batch, so that
+    the train step feeds ``k_next`` back instead of baking the buffer in."""
+    buffers = dict(fl.module.named_buffers())
+    for out in fl.out_keys:
+        base = out[: -len("_next")] if out.endswith("_next") else None
+        if base and base not in fl.batch and base in buffers:
+            trial = {**fl.batch, base: buffers[base].detach().clone()}
+            try:
+                with torch.no_grad():
+                    fl.module(**trial)
+            except TypeError:
+                continue
+            fl.batch[base] = trial[base]
+
+
 def split_hyperparams(layout_or_optimizer, values: Mapping[str, Any] | None) -> dict[str, Tensor]:
     """Hyper-parameters by short name (``lr``) or graph name (``hp.lr``) → graph tensors,
     torch.optim defaults for the rest. ``betas=(b1, b2)`` is accepted."""
@@ -303,7 +320,11 @@ def export_train_step(
     fl = functional_loss(loss, example, out_keys=out_keys, dtype=dtype, owner="export_train_step")
     if not fl.params:
         raise ValueError("export_train_step: the loss has no trainable parameter that receives a gradient")
-    lstate = detect_loss_state(list(fl.batch), fl.out_keys) if loss_state is None else dict(loss_state)
+    if loss_state is None:
+        _add_buffer_loss_state(fl)
+        lstate = detect_loss_state(list(fl.batch), fl.out_keys)
+    else:
+        lstate = dict(loss_state)
     for k, o in lstate.items():
         if k not in fl.batch or o not in fl.out_keys:
             raise ValueError(f"export_train_step: loss_state {k!r} -> {o!r} must map a batch input to a loss output")
@@ -311,7 +332,8 @@ def export_train_step(
     hp = split_hyperparams(layout, hyperparams)
     init = fopt.init_state(optimizer, fl.params)
     check_unique(layout.input_names + layout.output_names, "export_train_step")
-    axes = batch_axes({k: v for k, v in fl.batch.items() if k not in lstate}, dynamic, batch_dims, owner="export_train_step")
+    axes = batch_axes({k: v for k, v in fl.batch.items() if k not in lstate}, dynamic, batch_dims,
+                      owner="export_train_step", module=fl.module)
 
     flat_fn = _flat_step_fn(fl, layout)
     example_flat = [*fl.params.values(), *(init[s] for s in layout.slots), *(hp[h] for h in layout.hyperparams),
