@@ -2,7 +2,7 @@
 
 Two engines update the same actor-critic: ``torch`` (eager loss + ``torch.optim``) and ``onnx``
 (acting, GAE and the whole clip+Adam update in ONNX Runtime). Runs are resumable, log metrics,
-plot a learning curve and end with exported, validated artifacts. See ``docs/train.md``.
+plot a learning curve and end with exported, validated artifacts. See ``rlexport/train/README.md``.
 """
 
 from .config import ALGOS, ENGINES, TrainConfig, make_config

@@ -142,7 +142,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # Per-environment overrides applied on top of the algorithm defaults when the user does not set
-# the option (documented in docs/train.md): Pendulum needs a short horizon (gamma 0.9), longer
+# the option (documented in rlexport/train/README.md): Pendulum needs a short horizon (gamma 0.9), longer
 # rollouts, more epochs and observation + reward normalisation (RL-Zoo's PPO Pendulum settings
 # without gSDE).
 ENV_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
