@@ -157,7 +157,7 @@ def generalized_advantage_estimate(
         ...     0.9, 0.5, torch.zeros(T, 1), torch.ones(T, 1), torch.ones(T, 1),
         ...     torch.zeros(T, 1, dtype=torch.bool))
         >>> adv.squeeze(-1)
-        tensor([2.6342, 2.4700, 1.9000])
+        tensor([3.1397, 2.7550, 1.9000])
     """
     owner = "generalized_advantage_estimate"
     if terminated is None:

@@ -1,0 +1,449 @@
+"""Value-estimator modules: TorchRL 0.14.1's ``GAE``, ``TD0Estimator``, ``TD1Estimator``,
+``TDLambdaEstimator`` and ``VTrace`` with keyword tensors instead of a TensorDict.
+
+Call with TorchRL's keys flattened (``("next", "reward")`` → ``next_reward``), all ``[*batch, T, F]``
+with the time axis at ``time_dim`` (default ``-2``)::
+
+    advantage, value_target = estimator(
+        next_reward=..., next_done=..., next_terminated=...,   # terminated defaults to done
+        state_value=..., next_state_value=...,                  # or the value network's inputs:
+        observation=..., next_observation=...,                  #   each in_key and its next_ twin
+    )
+
+``done`` (terminated or truncated) cuts the recursion; ``terminated`` masks the bootstrap.
+The value network (anything with ``in_keys`` called as ``net(**{key: tensor})`` → ``[*batch, 1]``,
+e.g. :class:`rlexport.modules.ValueOperator`) is called only when ``state_value`` /
+``next_state_value`` are not given. As in TorchRL, its parameters receive no gradient from the
+estimator, the next value is detached, and ``differentiable=False`` computes everything under
+``torch.no_grad()``.
+
+Differences from TorchRL (deliberate):
+
+* ``time_dim`` counts tensor dimensions (default ``-2``, before the feature dim); TorchRL's counts
+  TensorDict batch dimensions (default the last one), i.e. the same axis.
+* ``gamma``/``lmbda`` given as Python floats stay exact in float64 (TorchRL stores float32 buffers).
+* :class:`VTrace` takes the target policy's log-prob of the *taken* action: from
+  ``actor_network.get_dist(**actor_inputs).log_prob(action)`` or as the ``target_log_prob``
+  keyword (TorchRL 0.14.1 evaluates the actor's log-prob of a fresh sample / its mode).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlexport.inputs import check_keywords, check_tensor, constant_like, flatten_key, next_key
+from rlexport.value import functional as F
+from rlexport.value.scan import DEFAULT_MAX_STEPS
+
+__all__ = [
+    "ValueEstimators",
+    "default_value_kwargs",
+    "ValueEstimatorBase",
+    "TD0Estimator",
+    "TD1Estimator",
+    "TDLambdaEstimator",
+    "GAE",
+    "VTrace",
+]
+
+
+class ValueEstimators(enum.Enum):
+    """The value estimators (same members and values as TorchRL's enum)."""
+
+    TD0 = "Bootstrapped TD (1-step return)"
+    TD1 = "TD(1) (infinity-step return)"
+    TDLambda = "TD(lambda)"
+    GAE = "Generalized advantage estimate"
+    MAGAE = "Multi-agent generalized advantage estimate"
+    VTrace = "V-trace"
+
+
+_DEFAULTS: dict[ValueEstimators, dict[str, Any]] = {
+    ValueEstimators.TD0: {"gamma": 0.99, "differentiable": True},
+    ValueEstimators.TD1: {"gamma": 0.99, "differentiable": True},
+    ValueEstimators.TDLambda: {"gamma": 0.99, "lmbda": 0.95, "differentiable": True},
+    ValueEstimators.GAE: {"gamma": 0.99, "lmbda": 0.95, "differentiable": True},
+    ValueEstimators.MAGAE: {"gamma": 0.99, "lmbda": 0.95, "differentiable": True},
+    ValueEstimators.VTrace: {"gamma": 0.99, "differentiable": True},
+}
+
+
+def _value_type(value_type) -> ValueEstimators:
+    if isinstance(value_type, ValueEstimators):
+        return value_type
+    if isinstance(value_type, str):
+        for member in ValueEstimators:
+            if value_type.lower() in (member.name.lower(), member.value.lower()):
+                return member
+        raise ValueError(
+            f"value_type={value_type!r} is not supported; choose one of {[m.name for m in ValueEstimators]}"
+        )
+    name = getattr(value_type, "name", None)  # TorchRL's own enum members
+    if isinstance(name, str) and name in ValueEstimators.__members__:
+        return ValueEstimators[name]
+    raise TypeError(f"value_type must be a ValueEstimators member or its name, got {value_type!r}")
+
+
+def default_value_kwargs(value_type) -> dict[str, Any]:
+    """TorchRL's default keyword arguments for ``value_type`` (a member, its name or ``"gae"``).
+
+    >>> default_value_kwargs(ValueEstimators.TDLambda)
+    {'gamma': 0.99, 'lmbda': 0.95, 'differentiable': True}
+    """
+    return dict(_DEFAULTS[_value_type(value_type)])
+
+
+@dataclasses.dataclass
+class _AcceptedKeys:
+    advantage: str = "advantage"
+    value_target: str = "value_target"
+    value: str = "state_value"
+    reward: str = "reward"
+    done: str = "done"
+    terminated: str = "terminated"
+    sample_log_prob: str = "sample_log_prob"
+    target_log_prob: str = "target_log_prob"
+    action: str = "action"
+
+
+def _coef_attr(module: nn.Module, name: str, value) -> None:
+    """A Python float stays a float (exact in every dtype); a tensor becomes a buffer."""
+    if isinstance(value, torch.Tensor):
+        module.register_buffer(name, value.detach().clone())
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        setattr(module, name, float(value))
+    else:
+        raise TypeError(f"{type(module).__name__}: {name} must be a float or a tensor, got {type(value).__name__}")
+
+
+class ValueEstimatorBase(nn.Module):
+    """Base of the estimator modules: keys, value-network calls, the keyword interface.
+
+    Subclasses implement :meth:`_estimate` ``(values, inputs) -> (advantage, value_target)``.
+    ``forward(**inputs)`` returns ``(advantage, value_target)``, both ``[*batch, T, F]``.
+    """
+
+    _extra_required: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        value_network=None,
+        differentiable: bool = False,
+        time_dim: int = -2,
+        max_steps: int = DEFAULT_MAX_STEPS,
+    ) -> None:
+        super().__init__()
+        if value_network is not None and not isinstance(getattr(value_network, "in_keys", None), (list, tuple)):
+            raise TypeError(f"{type(self).__name__}: value_network must have in_keys (a list of keys)")
+        if isinstance(value_network, nn.Module):
+            self.value_network = value_network
+        else:
+            self.__dict__["value_network"] = value_network
+        self.differentiable = bool(differentiable)
+        self.time_dim = time_dim
+        self.max_steps = max_steps
+        self._tensor_keys = _AcceptedKeys()
+
+    # -- keys -------------------------------------------------------------------------------
+    @property
+    def tensor_keys(self) -> _AcceptedKeys:
+        return self._tensor_keys
+
+    def set_keys(self, **kwargs) -> None:
+        """Rename inputs/outputs: ``advantage``, ``value_target``, ``value``, ``reward``, ``done``,
+        ``terminated``, ``sample_log_prob``, ``target_log_prob``, ``action`` (str or tuple keys)."""
+        fields = {f.name for f in dataclasses.fields(_AcceptedKeys)}
+        for key, value in kwargs.items():
+            if key not in fields:
+                raise ValueError(f"{type(self).__name__}.set_keys: {key!r} is not supported; choose one of {sorted(fields)}")
+            if value is None:
+                raise ValueError(f"{type(self).__name__}.set_keys: key {key!r} cannot be None")
+            setattr(self._tensor_keys, key, flatten_key(value))
+
+    def _net_keys(self) -> list[str]:
+        if self.value_network is None:
+            return []
+        return [flatten_key(k) for k in self.value_network.in_keys]
+
+    @property
+    def in_keys(self) -> list[str]:
+        k = self._tensor_keys
+        keys = self._net_keys() + [next_key(k.reward), next_key(k.done), next_key(k.terminated)]
+        keys += [next_key(key) for key in self._net_keys()]
+        if self.value_network is None:
+            keys += [k.value, next_key(k.value)]
+        return keys + list(self._extra_in_keys())
+
+    def _extra_in_keys(self) -> list[str]:
+        return []
+
+    @property
+    def out_keys(self) -> list[str]:
+        return [self._tensor_keys.advantage, self._tensor_keys.value_target]
+
+    # -- value network ------------------------------------------------------------------------
+    def _call_value_network(self, inputs: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
+        net = self.value_network
+        kwargs = {k: inputs[(prefix + k) if prefix else k] for k in self._net_keys()}
+        if isinstance(net, nn.Module) and torch.is_grad_enabled():
+            # The estimator holds the network out of the graph (TorchRL's hold_out_net):
+            # gradients may reach the inputs, never the parameters.
+            params = {name: p.detach() for name, p in net.named_parameters()}
+            return torch.func.functional_call(net, params, args=(), kwargs=kwargs, strict=False)
+        return net(**kwargs)
+
+    def _values(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self._tensor_keys
+        value = inputs.get(k.value)
+        next_value = inputs.get(next_key(k.value))
+        if value is None:
+            value = self._call_value_network(inputs, "")
+        if next_value is None:
+            next_value = self._call_value_network(inputs, "next_").detach()
+        return value, next_value
+
+    # -- call -------------------------------------------------------------------------------
+    def forward(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        owner = type(self).__name__
+        k = self._tensor_keys
+        value_keys = [k.value, next_key(k.value)]
+        required = [next_key(k.reward), next_key(k.done)] + list(self._required_extra())
+        optional = [next_key(k.terminated)] + value_keys + self._net_keys() + [next_key(x) for x in self._net_keys()]
+        optional += list(self._optional_extra())
+        if self.value_network is None:
+            required += value_keys
+        check_keywords(owner, inputs, required, optional)
+        if self.value_network is not None:
+            needed = []
+            if inputs.get(k.value) is None:
+                needed += self._net_keys()
+            if inputs.get(next_key(k.value)) is None:
+                needed += [next_key(x) for x in self._net_keys()]
+            check_keywords(owner, {x: v for x, v in inputs.items() if v is not None and x in needed}, needed)
+        for name, value in inputs.items():
+            if value is not None:
+                check_tensor(owner, name, value)
+        with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
+            value, next_value = self._values(inputs)
+            reward = inputs[next_key(k.reward)]
+            done = inputs[next_key(k.done)]
+            terminated = inputs.get(next_key(k.terminated))
+            if terminated is None:
+                terminated = done
+            return self._estimate(value, next_value, reward, done, terminated, inputs)
+
+    def _required_extra(self) -> list[str]:
+        return []
+
+    def _optional_extra(self) -> list[str]:
+        return []
+
+    def _estimate(self, value, next_value, reward, done, terminated, inputs):  # pragma: no cover
+        raise NotImplementedError
+
+    def _coef(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        return constant_like(getattr(self, name), like)
+
+    @staticmethod
+    def _standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
+        return (x - x.mean()) / x.std().clamp_min(eps)
+
+
+class _TDBase(ValueEstimatorBase):
+    def __init__(self, *, gamma, value_network=None, average_rewards: bool = False, differentiable: bool = False,
+                 time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS) -> None:
+        super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps)
+        _coef_attr(self, "gamma", gamma)
+        self.average_rewards = bool(average_rewards)
+
+    def _reward(self, reward: torch.Tensor) -> torch.Tensor:
+        return self._standardize(reward, 1e-5) if self.average_rewards else reward
+
+
+class TD0Estimator(_TDBase):
+    """TD(0): ``value_target = r + gamma (1 - terminated) V'``, ``advantage = value_target - V``.
+
+    Keyword Args:
+        gamma (float or Tensor): discount. value_network: see the module docs (optional when
+        values are passed). average_rewards (bool): standardize rewards first.
+        differentiable (bool): keep the autograd graph (default ``False``: no_grad).
+
+    Examples:
+        >>> td0 = TD0Estimator(gamma=0.9)
+        >>> adv, target = td0(next_reward=torch.ones(2, 3, 1), next_done=torch.zeros(2, 3, 1, dtype=torch.bool),
+        ...                   state_value=torch.zeros(2, 3, 1), next_state_value=torch.ones(2, 3, 1))
+        >>> target[0, :, 0]
+        tensor([1.9000, 1.9000, 1.9000])
+    """
+
+    def _estimate(self, value, next_value, reward, done, terminated, inputs):
+        target = F.td0_return_estimate(self._coef("gamma", reward), next_value, self._reward(reward), terminated)
+        return target - value, target
+
+
+class TD1Estimator(_TDBase):
+    """TD(1): discounted return to the end of the trajectory, bootstrapped at truncations and at
+    the last step; ``advantage = value_target - V``. Same keywords as :class:`TD0Estimator`
+    plus ``time_dim``.
+
+    Examples:
+        >>> td1 = TD1Estimator(gamma=0.5)
+        >>> adv, target = td1(next_reward=torch.ones(3, 1), next_done=torch.zeros(3, 1, dtype=torch.bool),
+        ...                   state_value=torch.zeros(3, 1), next_state_value=torch.zeros(3, 1))
+        >>> target[:, 0]
+        tensor([1.7500, 1.5000, 1.0000])
+    """
+
+    def _estimate(self, value, next_value, reward, done, terminated, inputs):
+        target = F.td1_return_estimate(
+            self._coef("gamma", reward), next_value, self._reward(reward), done, terminated,
+            time_dim=self.time_dim, max_steps=self.max_steps,
+        )
+        return target - value, target
+
+
+class TDLambdaEstimator(_TDBase):
+    r"""TD(:math:`\lambda`): ``value_target`` is the lambda-return, ``advantage = value_target - V``.
+
+    Keyword Args:
+        gamma, lmbda (float or Tensor): discount and lambda. ``vectorized`` is accepted for
+        TorchRL compatibility and ignored (there is one implementation). Others as
+        :class:`TD0Estimator`.
+
+    Examples:
+        >>> est = TDLambdaEstimator(gamma=0.9, lmbda=0.5)
+        >>> adv, target = est(next_reward=torch.ones(3, 1), next_done=torch.zeros(3, 1, dtype=torch.bool),
+        ...                   state_value=torch.zeros(3, 1), next_state_value=torch.ones(3, 1))
+        >>> target[:, 0]
+        tensor([2.4872, 2.3050, 1.9000])
+    """
+
+    def __init__(self, *, gamma, lmbda, value_network=None, average_rewards: bool = False, differentiable: bool = False,
+                 vectorized: bool = True, time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS) -> None:
+        super().__init__(gamma=gamma, value_network=value_network, average_rewards=average_rewards,
+                         differentiable=differentiable, time_dim=time_dim, max_steps=max_steps)
+        _coef_attr(self, "lmbda", lmbda)
+        self.vectorized = vectorized
+
+    def _estimate(self, value, next_value, reward, done, terminated, inputs):
+        target = F.td_lambda_return_estimate(
+            self._coef("gamma", reward), self._coef("lmbda", reward), next_value, self._reward(reward), done, terminated,
+            time_dim=self.time_dim, max_steps=self.max_steps,
+        )
+        return target - value, target
+
+
+class GAE(ValueEstimatorBase):
+    """Generalized advantage estimate: ``(advantage, value_target = advantage + V)``.
+
+    Keyword Args:
+        gamma, lmbda (float or Tensor): discount and GAE lambda.
+        value_network (optional): called when ``state_value``/``next_state_value`` are not given.
+        average_gae (bool): standardize the advantage (mean 0, std 1, std clamped at 1e-4).
+        differentiable (bool): keep the autograd graph (default ``False``: no_grad).
+        vectorized: accepted for TorchRL compatibility, ignored.
+        time_dim (int): the tensors' time axis (default ``-2``).
+        max_steps (int): horizons up to ``2**max_steps`` in a traced/exported graph.
+
+    Examples:
+        >>> gae = GAE(gamma=0.9, lmbda=0.5)
+        >>> adv, target = gae(next_reward=torch.ones(3, 1), next_done=torch.zeros(3, 1, dtype=torch.bool),
+        ...                   next_terminated=torch.zeros(3, 1, dtype=torch.bool),
+        ...                   state_value=torch.zeros(3, 1), next_state_value=torch.ones(3, 1))
+        >>> adv[:, 0]
+        tensor([3.1397, 2.7550, 1.9000])
+    """
+
+    def __init__(self, *, gamma, lmbda, value_network=None, average_gae: bool = False, differentiable: bool = False,
+                 vectorized: bool | None = None, time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS) -> None:
+        super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps)
+        _coef_attr(self, "gamma", gamma)
+        _coef_attr(self, "lmbda", lmbda)
+        self.average_gae = bool(average_gae)
+        self.vectorized = vectorized
+
+    def _estimate(self, value, next_value, reward, done, terminated, inputs):
+        adv, target = F.generalized_advantage_estimate(
+            self._coef("gamma", reward), self._coef("lmbda", reward), value, next_value, reward, done, terminated,
+            time_dim=self.time_dim, max_steps=self.max_steps,
+        )
+        if self.average_gae:
+            adv = self._standardize(adv, 1e-4)
+        return adv, target
+
+
+class VTrace(ValueEstimatorBase):
+    """V-trace off-policy targets: ``(advantage, value_target = vs)``.
+
+    The behaviour policy's log-prob (the policy that collected the data) is the
+    ``sample_log_prob`` keyword. The target policy's log-prob of the taken action comes either
+    from ``actor_network`` (``actor_network.get_dist(**{k: inputs[k] for k in
+    actor_network.in_keys}).log_prob(inputs["action"])``, detached) or, without an actor, from
+    the ``target_log_prob`` keyword. Log-probs may be ``[*batch, T]`` or ``[*batch, T, 1]``.
+
+    Keyword Args:
+        gamma (float or scalar Tensor), rho_thresh, c_thresh (default 1.0), average_adv (bool),
+        actor_network (optional), value_network (optional), differentiable, time_dim, max_steps.
+
+    Examples:
+        >>> vt = VTrace(gamma=0.9)
+        >>> z, b = torch.zeros(3, 1), torch.zeros(3, 1, dtype=torch.bool)
+        >>> adv, vs = vt(next_reward=torch.ones(3, 1), next_done=b, state_value=z, next_state_value=z,
+        ...              sample_log_prob=z, target_log_prob=z)
+        >>> vs[:, 0]
+        tensor([2.7100, 1.9000, 1.0000])
+    """
+
+    def __init__(self, *, gamma, actor_network=None, value_network=None, rho_thresh=1.0, c_thresh=1.0,
+                 average_adv: bool = False, differentiable: bool = False, time_dim: int = -2,
+                 max_steps: int = DEFAULT_MAX_STEPS) -> None:
+        super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps)
+        if isinstance(gamma, torch.Tensor) and gamma.numel() != 1:
+            raise ValueError(f"VTrace: gamma must be a scalar, got a tensor of shape {list(gamma.shape)}")
+        if actor_network is not None and not callable(getattr(actor_network, "get_dist", None)):
+            raise TypeError("VTrace: actor_network must have a get_dist(**inputs) method")
+        _coef_attr(self, "gamma", gamma)
+        _coef_attr(self, "rho_thresh", rho_thresh)
+        _coef_attr(self, "c_thresh", c_thresh)
+        self.average_adv = bool(average_adv)
+        if isinstance(actor_network, nn.Module):
+            self.actor_network = actor_network
+        else:
+            self.__dict__["actor_network"] = actor_network
+
+    def _actor_keys(self) -> list[str]:
+        if self.actor_network is None:
+            return []
+        return [flatten_key(k) for k in self.actor_network.in_keys]
+
+    def _required_extra(self) -> list[str]:
+        k = self._tensor_keys
+        if self.actor_network is None:
+            return [k.sample_log_prob, k.target_log_prob]
+        return [k.sample_log_prob, k.action] + self._actor_keys()
+
+    def _extra_in_keys(self) -> list[str]:
+        return [x for x in self._required_extra() if x not in self._net_keys()]
+
+    def _estimate(self, value, next_value, reward, done, terminated, inputs):
+        k = self._tensor_keys
+        log_mu = inputs[k.sample_log_prob].reshape(value.shape)
+        if self.actor_network is None:
+            log_pi = inputs[k.target_log_prob].reshape(value.shape)
+        else:
+            dist = self.actor_network.get_dist(**{key: inputs[key] for key in self._actor_keys()})
+            log_pi = dist.log_prob(inputs[k.action]).detach().reshape(value.shape)
+        adv, vs = F.vtrace_advantage_estimate(
+            self._coef("gamma", reward), log_pi, log_mu, value, next_value, reward, done, terminated,
+            rho_thresh=self._coef("rho_thresh", reward), c_thresh=self._coef("c_thresh", reward),
+            time_dim=self.time_dim, max_steps=self.max_steps,
+        )
+        if self.average_adv:
+            adv = self._standardize(adv, 1e-5)
+        return adv, vs
