@@ -25,7 +25,6 @@ app = typer.Typer(
 
 # Command modules, in the order `rlexport --help` lists them.
 COMMAND_MODULES = [
-    "rlexport.cli.demo",
     "rlexport.cli.check_estimator",
     "rlexport.cli.export",
     "rlexport.cli.validate",
