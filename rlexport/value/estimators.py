@@ -226,9 +226,10 @@ class ValueEstimatorBase(nn.Module):
             if inputs.get(next_key(k.value)) is None:
                 needed += [next_key(x) for x in self._net_keys()]
             check_keywords(owner, {x: v for x, v in inputs.items() if v is not None and x in needed}, needed)
+        flag_keys = (next_key(k.done), next_key(k.terminated))
         for name, value in inputs.items():
             if value is not None:
-                check_tensor(owner, name, value)
+                check_tensor(owner, name, value, boolean=name in flag_keys)
         with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
             value, next_value = self._values(inputs)
             reward = inputs[next_key(k.reward)]
