@@ -12,6 +12,7 @@ train_step_onnx     ppo_train_step.onnx          ClipPPO + Adam update step (car
                                                  golden: K successive steps
 loss_onnx           ppo_loss.onnx                ClipPPO loss (forward)
 gae_onnx            gae.onnx                     GAE, exported at T=16; golden at other T
+gae_onnx_float64    gae_f64.onnx                 the same in float64 (tolerances 1e-7/1e-9)
 loss_aoti           ppo_loss_aoti.pt2            ClipPPO loss, AOTInductor package (this CPU
                                                  and torch version only: rebuild per CI run)
 torchscript         ppo_loss_ts.pt               ClipPPO loss, TorchScript
@@ -38,6 +39,7 @@ import torch  # noqa: E402
 HERE = Path(__file__).resolve().parent
 BATCH = 16
 GAE_EXPORT_T = 16
+GAE_MAX_STEPS = 7  # the graph serves T <= 2**7 (NaN beyond): fewer If blocks, faster export
 TRAIN_STEPS = 4  # K recorded update steps in the train-step golden sample
 
 
@@ -93,16 +95,20 @@ def make_loss_onnx(out: Path) -> dict:
     return {"artifact": path.name, "golden": golden_of(path)}
 
 
-def make_gae_onnx(out: Path) -> dict:
+def make_gae_onnx(out: Path, dtype: torch.dtype = torch.float32, name: str = "gae.onnx") -> dict:
     from rlexport.export import export_onnx, read_golden
     from rlexport.value import GAE
 
-    gae = GAE(gamma=0.99, lmbda=0.95)
-    path = export_onnx(gae, gae_example(4, GAE_EXPORT_T), out / "gae.onnx")
+    gae = GAE(gamma=0.99, lmbda=0.95, max_steps=GAE_MAX_STEPS)
+    path = export_onnx(gae, gae_example(4, GAE_EXPORT_T), out / name, dtype=dtype)
     horizons = sorted({c.inputs["next_reward"].shape[-2] for c in read_golden(path.with_suffix(".golden")).cases})
     if set(horizons) <= {GAE_EXPORT_T}:
         raise SystemExit(f"gae.golden only holds the export horizon T={GAE_EXPORT_T}; the check needs another")
     return {"artifact": path.name, "golden": golden_of(path), "export_horizon": GAE_EXPORT_T, "golden_horizons": horizons}
+
+
+def make_gae_onnx_float64(out: Path) -> dict:
+    return make_gae_onnx(out, torch.float64, "gae_f64.onnx")
 
 
 def make_loss_aoti(out: Path) -> dict:
@@ -125,6 +131,7 @@ MAKERS = {
     "train_step_onnx": make_train_step_onnx,
     "loss_onnx": make_loss_onnx,
     "gae_onnx": make_gae_onnx,
+    "gae_onnx_float64": make_gae_onnx_float64,
     "loss_aoti": make_loss_aoti,
     "torchscript": make_torchscript,
 }

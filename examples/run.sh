@@ -3,7 +3,7 @@
 # Node.js (onnxruntime-node) and in C++ (LibTorch from the torch wheel) against their golden
 # samples. Exits non-zero on any mismatch or error.
 #
-#   examples/run.sh                 everything (about 1-2 minutes; the C++ build is cached)
+#   examples/run.sh                 everything (1-3 minutes; the C++ build dir is kept)
 #
 # Environment: PYTHON (default .venv/bin/python at the repository root), RLEXPORT_ARTIFACTS
 # (default examples/artifacts), SKIP_EXPORT=1 (reuse the artifacts of an earlier run — but an
@@ -20,16 +20,37 @@ BUILD="$EXAMPLES/cpp/build"
 START=$SECONDS
 failed=()
 stage() { printf '\n== %s (t=%ds)\n' "$1" $((SECONDS - START)); }
-die() { echo "run.sh: $*" >&2; exit 2; }
+# On an error, let the background build/npm jobs finish (no orphans; the build stays cached).
+die() { echo "run.sh: $*" >&2; wait; exit 2; }
 
 for tool in node npm cmake c++; do
   command -v "$tool" >/dev/null || die "$tool not found (needs node>=20 with npm, cmake>=3.18, a C++20 compiler)"
 done
 [ -x "$PY" ] || die "$PY not found: run 'make setup' first, or set PYTHON"
 
+# The C++ build and npm ci run in the background while Python exports (each mostly uses one core).
+mkdir -p "$BUILD"
+# torch.utils.cmake_prefix_path without importing torch (seconds on a busy machine).
+TORCH_DIR="$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))')" \
+  || die "torch is not installed for $PY"
+(
+  cmake -S "$EXAMPLES/cpp" -B "$BUILD" -DTorch_DIR="$TORCH_DIR/share/cmake/Torch" -Wno-dev \
+    && cmake --build "$BUILD" -j1
+) >"$BUILD/build.log" 2>&1 &
+CPP_BUILD=$!
+(
+  cd "$EXAMPLES/node"
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  else
+    echo "node_modules up to date"
+  fi
+) >"$BUILD/npm.log" 2>&1 &
+NPM=$!
+
 # 1. Artifacts: always rebuilt, so that the consumers check this run's exporters.
 if [ "${SKIP_EXPORT:-0}" != 1 ]; then
-  stage "export artifacts ($PY examples/make_artifacts.py)"
+  stage "export artifacts ($PY examples/make_artifacts.py; C++ build and npm ci in the background)"
   "$PY" "$EXAMPLES/make_artifacts.py" --out "$RLEXPORT_ARTIFACTS" 2> >(grep -v -e 'torchvision is not installed' -e '^$' >&2) \
     || die "exporting the artifacts failed"
 fi
@@ -37,23 +58,14 @@ fi
 
 # 2. Node.js: onnxruntime-node from the npm registry (.npmrc skips its CUDA download).
 stage "npm ci (examples/node)"
-cd "$EXAMPLES/node"
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed"
-else
-  echo "node_modules up to date"
-fi
+wait $NPM || { cat "$BUILD/npm.log" >&2; die "npm ci failed"; }
+cat "$BUILD/npm.log"
 stage "node --test"
-node --test --test-reporter=spec || failed+=("node")
+(cd "$EXAMPLES/node" && node --test --test-reporter=spec) || failed+=("node")
 
-# 3. C++: build against the LibTorch inside the torch wheel (incremental; build dir kept).
-stage "build examples/cpp"
-# torch.utils.cmake_prefix_path without importing torch (seconds on a busy machine).
-TORCH_DIR="$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))')" \
-  || die "torch is not installed for $PY"
-mkdir -p "$BUILD"
-if cmake -S "$EXAMPLES/cpp" -B "$BUILD" -DTorch_DIR="$TORCH_DIR/share/cmake/Torch" -Wno-dev >"$BUILD/build.log" 2>&1 \
-  && cmake --build "$BUILD" -j1 >>"$BUILD/build.log" 2>&1; then
+# 3. C++: built against the LibTorch inside the torch wheel (incremental; build dir kept).
+stage "build examples/cpp (log: $BUILD/build.log)"
+if wait $CPP_BUILD; then
   stage "run examples/cpp"
   golden() { node -p "require(process.argv[1]).artifacts['$1'].golden" "$RLEXPORT_ARTIFACTS/manifest.json"; }
   "$BUILD/rlexport_check" \

@@ -6,8 +6,8 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { golden, open, feeds, compareOutputs, checkSignature } = require('../runner');
 
-test('GAE: golden horizons differ from the export horizon and match', async (t) => {
-  const { entry, golden: g } = golden('gae_onnx');
+for (const role of ['gae_onnx', 'gae_onnx_float64']) test(`GAE (${role}): golden horizons differ from the export horizon and match`, async (t) => {
+  const { entry, golden: g } = golden(role);
   const exportT = entry.export_horizon;
   assert.ok(Number.isInteger(exportT), 'manifest must record the GAE export horizon ("export_horizon")');
   const session = await open(g.artifact);
