@@ -35,6 +35,7 @@ async function open(artifact) {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
     executionProviders: ['cpu'],
+    logSeverityLevel: 3, // errors only (the train-step graph keeps one unused initializer: a warning)
   });
 }
 
