@@ -147,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out.resolve()
     names = args.only or list(MAKERS)
     if not args.only and out.exists():
-        shutil.rmtree(out)  # never run consumers against artifacts of an earlier run
+        # Never run consumers against artifacts of an earlier run; but only ever delete a
+        # directory this script made (it holds our manifest) or an empty one.
+        if (out / "manifest.json").is_file():
+            shutil.rmtree(out)
+        elif any(out.iterdir()):
+            raise SystemExit(f"{out} is not empty and holds no manifest.json: choose another --out")
     out.mkdir(parents=True, exist_ok=True)
 
     manifest_path = out / "manifest.json"
