@@ -376,6 +376,7 @@ class LossModule(nn.Module):
         extra = {}
         if getattr(self.value_type, "name", None) == "VTrace":
             extra["sample_log_prob"] = inputs[self._k("sample_log_prob")]
+            extra["action"] = inputs[self._k("action")]
             for key in self.actor_network.in_keys:
                 extra[key] = inputs[key]
         return self.value_estimator(
