@@ -106,8 +106,14 @@ def _back(dim: int, t: torch.Tensor) -> torch.Tensor:
 
 
 def _last_step_cut(done: torch.Tensor) -> torch.Tensor:
-    """``done`` with the last step of the batch (time at -2) forced to true."""
-    return torch.cat([done[..., :-1, :], torch.ones_like(done[..., -1:, :])], dim=-2)
+    """``done`` with the last step of the batch (time at -2) forced to true.
+
+    Built from ``arange(T) == T - 1``: a ``cat`` of ``T - 1`` and ``1`` steps makes torch.export
+    emit an unprovable ``T != 2`` guard.
+    """
+    T = done.shape[-2]
+    last = (torch.arange(T, device=done.device) == T - 1).unsqueeze(-1)
+    return done | last
 
 
 def _scan(x: torch.Tensor, a: torch.Tensor, max_steps: int) -> torch.Tensor:
@@ -417,7 +423,7 @@ def vtrace_advantage_estimate(
     vs_minus_v = _scan(deltas, gamma * _as_float(~done, reward) * c_bar, max_steps)
     vs = vs_minus_v + state_value
     # vs_{t+1} inside a trajectory; V'_t at a done step and at the last step of the batch.
-    vs_next = torch.cat([vs[..., 1:, :], vs[..., -1:, :]], dim=-2)
+    vs_next = torch.nn.functional.pad(vs, (0, 0, 0, 1))[..., 1:, :]  # pad-then-slice exports; last step replaced below
     vs_next = torch.where(_last_step_cut(done), next_state_value, vs_next)
     advantage = rho_bar * (reward + g_term * vs_next - state_value)
     return _back(dim, advantage), _back(dim, vs)
