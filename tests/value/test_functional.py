@@ -175,9 +175,9 @@ def test_gradients_match_loop():
 @given(
     batch=st.lists(st.integers(1, 3), min_size=0, max_size=2),
     T=st.integers(1, 40),
-    gamma=st.floats(0.0, 1.0),
-    lmbda=st.floats(0.0, 1.0),
-    p_done=st.floats(0.0, 1.0),
+    gamma=st.floats(0.0, 1.0, allow_subnormal=False),
+    lmbda=st.floats(0.0, 1.0, allow_subnormal=False),
+    p_done=st.floats(0.0, 1.0, allow_subnormal=False),
     seed=st.integers(0, 2**16),
 )
 def test_property_against_loop(batch, T, gamma, lmbda, p_done, seed):
