@@ -8,9 +8,11 @@ only assembles them. Commands hold no logic that the library lacks: they parse o
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from rlexport import __version__
 from rlexport.cli.errors import UsageError, console_err
@@ -56,27 +58,22 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry point: usage and input errors print one line and exit 2."""
-    try:
-        app(standalone_mode=False)
-    except UsageError as err:
-        console_err.print(f"[bold red]error:[/] {err}")
-        sys.exit(2)
-    except typer.Exit as err:
-        sys.exit(err.exit_code)
-    except typer.Abort:
-        console_err.print("[red]aborted[/]")
-        sys.exit(130)
-    except Exception as err:  # click's own usage errors
-        import click
+    """Console-script entry point.
 
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(2)
-        if isinstance(err, (ValueError, TypeError, FileNotFoundError, PermissionError)):
-            console_err.print(f"[bold red]error:[/] {err}")
-            sys.exit(2)
-        raise
+    Typer (standalone mode) reports its own usage errors with exit 2. Our commands raise
+    ``UsageError`` (or a library ``ValueError``/``TypeError``/``OSError`` naming the bad input):
+    one red line on stderr and exit 2. ``RLEXPORT_DEBUG=1`` shows the full traceback instead.
+    """
+    try:
+        app()
+    except (UsageError, ValueError, TypeError, OSError) as err:
+        if os.environ.get("RLEXPORT_DEBUG"):
+            raise
+        console_err.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console_err.print("[red]interrupted[/]")
+        sys.exit(130)
 
 
 if __name__ == "__main__":
