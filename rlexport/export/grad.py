@@ -109,14 +109,37 @@ class FunctionalLoss:
         return total
 
     def grad_and_outputs(self, params, buffers, batch) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
-        """``(grads of the total loss w.r.t. params, loss outputs)`` via ``torch.func``."""
+        """``(grads of the total loss w.r.t. params, loss outputs)``.
 
-        def f(p):
-            outs = self.outputs(p, buffers, batch)
-            return self.total(outs), outs
+        Under ``make_fx`` tracing this runs ``torch.autograd.grad`` on fresh leaves, so the
+        backward ops are recorded into the graph (AOTAutograd's joint tracing); ``torch.cond``
+        inside the loss (the time scan of the value estimators) traces this way, while under
+        ``torch.func.grad`` it would need dynamo. ``GRAD_MODE = "func"`` selects
+        ``torch.func.grad_and_value`` instead.
+        """
+        if GRAD_MODE == "func":
+            def f(p):
+                outs = self.outputs(p, buffers, batch)
+                return self.total(outs), outs
 
-        grads, (_, outs) = torch.func.grad_and_value(f, has_aux=True)(dict(params))
-        return grads, outs
+            grads, (_, outs) = torch.func.grad_and_value(f, has_aux=True)(dict(params))
+            return grads, outs
+        names = list(params)
+        with torch.enable_grad():
+            leaves = {n: params[n].detach().requires_grad_(True) for n in names}
+            outs = self.outputs(leaves, buffers, batch)
+            total = self.total(outs)
+            if total.requires_grad:
+                grads = torch.autograd.grad(total, [leaves[n] for n in names], allow_unused=True)
+            else:
+                grads = [None] * len(names)
+        grads = {n: (torch.zeros_like(params[n]) if g is None else g) for n, g in zip(names, grads)}
+        return grads, tuple(o.detach() for o in outs)
+
+
+#: How gradients are traced: ``"autograd"`` (``torch.autograd.grad`` inside ``make_fx``) or
+#: ``"func"`` (``torch.func.grad_and_value``). Both give the same graphs where both trace.
+GRAD_MODE = "autograd"
 
 
 def _out_keys(loss: nn.Module, out_keys: Sequence[str] | None) -> tuple[str, ...]:
@@ -282,6 +305,40 @@ class _SymbolicLinear(torch.overrides.TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def _dedupe_cond_operands(gm) -> None:
+    """``make_fx`` may pass one value several times to a ``torch.cond`` (a symbolic size lifted
+    into both branches); ``torch.export`` then names two branch placeholders alike and fails.
+    Keep each operand once and point the branches' duplicate placeholders at the first one."""
+    changed = False
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target is not torch.ops.higher_order.cond:
+            continue
+        pred, true_g, false_g, operands = node.args[:4]
+        operands = list(operands)
+        first: dict[Any, int] = {}
+        dup: dict[int, int] = {}
+        for i, op in enumerate(operands):
+            key = op if isinstance(op, torch.fx.Node) else ("const", repr(op))
+            if key in first:
+                dup[i] = first[key]
+            else:
+                first[key] = i
+        if not dup:
+            continue
+        for branch in (true_g, false_g):
+            sub = getattr(gm, branch.target)
+            phs = [p for p in sub.graph.nodes if p.op == "placeholder"]
+            for i, j in dup.items():
+                phs[i].replace_all_uses_with(phs[j])
+            for i in sorted(dup, reverse=True):
+                sub.graph.erase_node(phs[i])
+            sub.recompile()
+        node.args = (pred, true_g, false_g, tuple(op for i, op in enumerate(operands) if i not in dup), *node.args[4:])
+        changed = True
+    if changed:
+        gm.recompile()
+
+
 def trace_functional(fn: Callable[..., tuple[Tensor, ...]], spec: TracedSpec) -> torch.export.ExportedProgram:
     """``make_fx(fn, symbolic)`` then ``torch.export`` of the traced graph with dynamic axes."""
     from torch.fx.experimental import _config as fx_config
@@ -289,6 +346,7 @@ def trace_functional(fn: Callable[..., tuple[Tensor, ...]], spec: TracedSpec) ->
 
     with fx_config.patch(use_duck_shape=False), _SymbolicLinear():
         gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*spec.example)
+    _dedupe_cond_operands(gm)
 
     dims: dict[str, torch.export.Dim] = {}
 
@@ -340,8 +398,71 @@ def exported_to_onnx(ep: torch.export.ExportedProgram, spec: TracedSpec, *, opse
             f"{got_in} (expected {spec.input_names}), outputs {got_out} (expected {spec.output_names})"
         )
     _name_dynamic_dims(proto, spec)
+    simplify_pow(proto)
     onnx.checker.check_model(proto, full_check=False)
     return proto
+
+
+def simplify_pow(proto) -> int:
+    """Rewrite ``Pow(x, c)`` with a constant scalar ``c`` in {1, 2, 0.5} as ``Identity``,
+    ``Mul(x, x)``, ``Sqrt(x)``: ONNX Runtime's Pow calls ``std::pow`` per element (several times
+    slower on large batches); the results are the same (torch computes ``x**2`` as ``x*x``).
+    Returns the number of nodes rewritten."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for n in proto.graph.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    consts[n.output[0]] = numpy_helper.to_array(a.t)
+    count = 0
+    nodes = list(proto.graph.node)
+    exponents = set()
+    for i, n in enumerate(nodes):
+        if n.op_type != "Pow" or n.domain not in ("", "ai.onnx"):
+            continue
+        c = consts.get(n.input[1])
+        if c is None or np.size(c) != 1:
+            continue
+        c = float(np.asarray(c).reshape(()))
+        x = n.input[0]
+        if c == 2.0:
+            new = helper.make_node("Mul", [x, x], list(n.output), name=n.name)
+        elif c == 1.0:
+            new = helper.make_node("Identity", [x], list(n.output), name=n.name)
+        elif c == 0.5:
+            new = helper.make_node("Sqrt", [x], list(n.output), name=n.name)
+        else:
+            continue
+        nodes[i] = new
+        exponents.add(n.input[1])
+        count += 1
+    if count:
+        used = {o.name for o in proto.graph.output}
+
+        def collect(graph_nodes):
+            for n in graph_nodes:
+                used.update(n.input)
+                for a in n.attribute:  # If/Loop/Scan bodies read outer-scope names
+                    if a.type == onnx.AttributeProto.GRAPH:
+                        collect(a.g.node)
+                        used.update(o.name for o in a.g.output)
+                    for g in a.graphs:
+                        collect(g.node)
+                        used.update(o.name for o in g.output)
+
+        collect(nodes)
+        unused = exponents - used
+        nodes = [n for n in nodes if not (n.op_type == "Constant" and n.output[0] in unused)]
+        del proto.graph.node[:]
+        proto.graph.node.extend(nodes)
+        keep = [i for i in proto.graph.initializer if i.name not in unused]
+        del proto.graph.initializer[:]
+        proto.graph.initializer.extend(keep)
+    return count
 
 
 def _name_dynamic_dims(proto, spec: TracedSpec) -> None:

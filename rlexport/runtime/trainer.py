@@ -46,13 +46,15 @@ class OnnxTrainer:
     """Run a train-step artifact in ONNX Runtime and keep its state between steps.
 
     ``providers``: ONNX Runtime provider names (default CPU). ``threads``: intra-op threads
-    (default: ORT's). The initial state is the golden sample's ``initial_state`` when the
+    (default: ORT's). ``spinning``: let ORT's idle threads busy-wait (default: not when
+    ``OMP_WAIT_POLICY=PASSIVE``, which on a small shared machine costs far more than it saves).
+    The initial state is the golden sample's ``initial_state`` when the
     artifact has one (the exported module's parameters and a fresh optimizer); otherwise call
     :meth:`load_state_dict` (or build with :meth:`from_module`) before :meth:`step`.
     """
 
     def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None, *,
-                 threads: int | None = None, session_options: Any = None):
+                 threads: int | None = None, spinning: bool | None = None, session_options: Any = None):
         import onnxruntime as ort
 
         self.path = os.fspath(path)
@@ -67,6 +69,11 @@ class OnnxTrainer:
             if threads is not None:
                 opts.intra_op_num_threads = int(threads)
                 opts.inter_op_num_threads = 1
+            if spinning is None:  # follow OpenMP's setting: PASSIVE means no busy-waiting threads
+                spinning = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
+            if not spinning:
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.session = ort.InferenceSession(self.path, sess_options=opts,
                                             providers=list(providers) if providers else ["CPUExecutionProvider"])
         self._in_dtype = {i.name: _NP.get(i.type) for i in self.session.get_inputs()}
@@ -100,8 +107,35 @@ class OnnxTrainer:
         export_train_step(loss, example, path, optimizer, **kwargs)
         trainer = cls(path, providers=providers, threads=threads)
         if not trainer.state:
-            raise RuntimeError(f"OnnxTrainer.from_module: {path} has no golden initial state (export with golden=True)")
+            trainer.load_module(loss, loss_state={k: example[k] for k in trainer.layout.loss_state if k in example})
         return trainer
+
+    def load_module(self, loss: nn.Module, loss_state: Mapping[str, Any] | None = None) -> None:
+        """Start from ``loss``'s current parameters with a fresh optimizer state (zeros, step 0).
+
+        Loss state (KL-PPO's ``beta``) comes from ``loss_state``, else the loss's buffer of that
+        name, else the current value."""
+        from rlexport.export import optim as fopt
+
+        named = dict(loss.named_parameters())
+        missing = [n for n in self.layout.params if n not in named]
+        if missing:
+            raise KeyError(f"OnnxTrainer.load_module: the module has no parameters {missing}")
+        params = {n: named[n].detach() for n in self.layout.params}
+        state = {PARAM_PREFIX + n: p for n, p in params.items()}
+        for k, v in fopt.init_state(self.layout.optimizer, params).items():
+            state[self.layout.state_input(k)] = v
+        buffers = dict(loss.named_buffers())
+        for k in self.layout.loss_state:
+            if loss_state and k in loss_state:
+                state[k] = loss_state[k]
+            elif k in buffers:
+                state[k] = buffers[k].detach()
+            elif k in self.state:
+                state[k] = self.state[k]
+            else:
+                raise KeyError(f"OnnxTrainer.load_module: no value for the loss state {k!r}; pass loss_state=")
+        self.load_state_dict(state)
 
     # ---------------------------------------------------------------- hyper-parameters
 
