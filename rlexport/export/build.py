@@ -183,13 +183,27 @@ def build_module(spec: BuildSpec) -> Built:
     example = dict(built.example_inputs(spec.batch, time=T) if T is not None else built.example_inputs(spec.batch))
 
     if spec.loss is None:
-        cls = getattr(importlib.import_module("rlexport.value"), ESTIMATORS[spec.estimator])
+        value = importlib.import_module("rlexport.value")
+        cls = getattr(value, ESTIMATORS[spec.estimator])
         opts = _accepted(cls, spec.estimator_options, cls.__name__)
         params = inspect.signature(cls.__init__).parameters
+        if hasattr(value, "default_value_kwargs"):  # TorchRL's defaults (gamma 0.99, lmbda 0.95, ...)
+            for k, v in value.default_value_kwargs(ESTIMATOR_ENUM[spec.estimator].lower()).items():
+                if k in params:
+                    opts.setdefault(k, v)
         if "actor_network" in params:
             opts.setdefault("actor_network", actor)
-        module = cls(value_network=critic, **opts) if "value_network" in params else cls(**opts)
-        return Built(module, _select(example, module, drop=("state_value", "next_state_value", "advantage", "value_target")), spec, built)
+        try:
+            module = cls(value_network=critic, **opts) if "value_network" in params else cls(**opts)
+        except (TypeError, ValueError) as err:
+            raise BuildError(f"{cls.__name__}: {err}") from err
+        src = getattr(actor, "log_prob_key", None)
+        if src in example and src != "sample_log_prob":
+            example["sample_log_prob"] = example.pop(src)
+        drop = ("state_value", "next_state_value", "advantage", "value_target")
+        if spec.estimator != "vtrace":
+            drop += ("sample_log_prob", "action")
+        return Built(module, _select(example, module, drop=drop), spec, built)
 
     cls = getattr(importlib.import_module("rlexport.objectives"), LOSSES[spec.loss])
     opts = _accepted(cls, spec.options, cls.__name__)

@@ -195,10 +195,16 @@ def label_sizes(example: Mapping[str, torch.Tensor], dims: DynamicDims) -> dict[
     return out
 
 
-def torch_dynamic_shapes(input_names: Sequence[str], dims: DynamicDims) -> tuple | None:
-    """``dynamic_shapes`` for the positional adapter: one ``torch.export.Dim`` per label."""
+def torch_dynamic_shapes(input_names: Sequence[str], dims: DynamicDims, *, relaxed: bool = False) -> tuple | None:
+    """``dynamic_shapes`` for the positional adapter: one ``torch.export.Dim`` per label.
+
+    ``relaxed``: ``Dim.DYNAMIC`` instead of named dims, so that a guard the graph adds (e.g.
+    ``T != 2``) does not fail the export; labels are then restored in ONNX by input position and
+    verification at other sizes decides."""
     if not dims:
         return None
+    if relaxed:
+        return tuple({d: torch.export.Dim.DYNAMIC for d in dims.get(name, {})} or None for name in input_names)
     symbols = {lbl: torch.export.Dim(lbl, min=1) for spec in dims.values() for lbl in spec.values()}
     return tuple({d: symbols[lbl] for d, lbl in dims.get(name, {}).items()} or None for name in input_names)
 
@@ -372,8 +378,8 @@ class ExportPlan:
     def args(self) -> tuple[torch.Tensor, ...]:
         return tuple(self.example[n] for n in self.input_names)
 
-    def dynamic_shapes(self):
-        return torch_dynamic_shapes(self.input_names, self.dims)
+    def dynamic_shapes(self, relaxed: bool = False):
+        return torch_dynamic_shapes(self.input_names, self.dims, relaxed=relaxed)
 
     def metadata(self, fmt: str, artifact: str, extra: Mapping[str, Any] | None = None) -> dict:
         from rlexport import __version__

@@ -15,7 +15,16 @@ def program_from_plan(plan: ExportPlan) -> torch.export.ExportedProgram:
     try:
         with quiet():
             return torch.export.export(plan.adapter, plan.args, dynamic_shapes=plan.dynamic_shapes(), strict=False)
-    except Exception as err:  # noqa: BLE001 - torch raises many types; keep the message
+    except Exception as first:  # noqa: BLE001 - torch raises many types; keep the message
+        err = first
+        if plan.dims and "Constraints violated" in str(first):
+            # a guard such as ``T != 2`` on a dynamic dim: retry with Dim.DYNAMIC (guards become
+            # runtime checks in the program); the verification at other sizes still decides.
+            try:
+                with quiet():
+                    return torch.export.export(plan.adapter, plan.args, dynamic_shapes=plan.dynamic_shapes(relaxed=True), strict=False)
+            except Exception as second:  # noqa: BLE001
+                err = second
         raise ExportError(
             f"torch.export of {type(plan.original).__name__} failed (dynamic dims {plan.dims or 'none'}): "
             f"{type(err).__name__}: {str(err).strip()[:2000]}"
