@@ -253,9 +253,17 @@ def batch_axes(
         from rlexport.export.common import resolve_dynamic_dims
 
         try:
-            return resolve_dynamic_dims(module if module is not None else nn.Module(), dict(batch), dynamic)
+            axes = resolve_dynamic_dims(module if module is not None else nn.Module(), dict(batch), dynamic)
         except ValueError as err:
             raise ValueError(f"{owner}: {err}") from None
+        if dynamic is True and not axes and any(t.ndim >= 1 for t in batch.values()):
+            raise ValueError(
+                f"{owner}: found no batch axis in the example (shapes "
+                f"{ {k: list(v.shape) for k, v in batch.items()} }); give an example batch of at least 2 "
+                "(sizes 0 and 1 are specialised while tracing), dynamic={{input: {{axis: label}}}}, or "
+                "dynamic=False for a fixed-shape graph"
+            )
+        return axes
     n = int(batch_dims)
     if n > 2:
         raise ValueError(f"{owner}: batch_dims={n}; at most 2 leading dims (batch, time) are dynamic")
@@ -287,7 +295,8 @@ class TracedSpec:
 
 
 class _SymbolicLinear(torch.overrides.TorchFunctionMode):
-    """``F.linear`` on inputs with more than 2 dims as ``matmul`` (+ bias) while tracing.
+    """``F.linear`` on inputs with more than 2 dims as ``matmul`` (+ bias) while tracing
+    (``GRAD_MODE == "func"`` only; the default autograd tracing keeps sizes symbolic).
 
     Under ``torch.func.grad`` the C++ ``linear`` kernel flattens a ``[B, T, F]`` input with
     concrete sizes, which specialises batch and time in a symbolic trace (torch 2.13);
@@ -344,7 +353,10 @@ def trace_functional(fn: Callable[..., tuple[Tensor, ...]], spec: TracedSpec) ->
     from torch.fx.experimental import _config as fx_config
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    with fx_config.patch(use_duck_shape=False), _SymbolicLinear():
+    import contextlib
+
+    linear_mode = _SymbolicLinear() if GRAD_MODE == "func" else contextlib.nullcontext()
+    with fx_config.patch(use_duck_shape=False), linear_mode:
         gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*spec.example)
     _dedupe_cond_operands(gm)
 

@@ -176,3 +176,25 @@ def test_batch_errors_name_the_key(exported):
         trainer.step(batch)
     # float64 batch into a float32 graph is cast; ints stay exact
     trainer.step(ppo_batch(4, dtype=torch.float64))
+
+
+def test_load_module_starts_fresh_from_torch_weights(exported, ppo_loss):
+    path = exported("adam", torch.float32, lr=1e-2, max_grad_norm=0.5)
+    golden_start = OnnxTrainer(path).state_dict()
+    trainer = OnnxTrainer(path)
+    trainer.step(ppo_batch(5))
+    trainer.load_module(ppo_loss)  # parameters from the module, optimizer state zeros, step 0
+    for k, v in trainer.state_dict().items():
+        torch.testing.assert_close(v, golden_start[k], rtol=0, atol=0, msg=k)
+
+
+def test_export_refuses_bad_arguments(tmp_path, ppo_loss):
+    from rlexport.export.train_step import export_train_step
+
+    with pytest.raises(ValueError, match="choose one of"):
+        export_train_step(ppo_loss, ppo_batch(4), tmp_path / "x.onnx", "rmsprop")
+    with pytest.raises(TypeError, match="unknown hyper-parameter 'momentum'"):
+        export_train_step(ppo_loss, ppo_batch(4), tmp_path / "x.onnx", "adam", hyperparams={"momentum": 0.9})
+    with pytest.raises(ValueError, match="at least 2"):
+        export_train_step(ppo_loss, ppo_batch(1), tmp_path / "x.onnx", "adam")
+    assert not (tmp_path / "x.onnx").exists()
