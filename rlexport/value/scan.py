@@ -25,11 +25,20 @@ Eager vs traced
 * Eager (``T`` a Python int): exactly ``ceil(log2 T)`` steps, no bound on ``T``.
 * Traced (``T`` a ``torch.SymInt``: ``torch.export``, ``torch.onnx.export(dynamo=True)``,
   ``torch.compile`` with a dynamic time axis): the graph holds ``max_steps`` steps (default
-  :data:`DEFAULT_MAX_STEPS` = 20, i.e. horizons up to ``2^20 = 1 048 576``), each wrapped in a
-  ``torch.cond`` on ``T > 2^k`` (ONNX ``If``), so a runtime executes only the
-  ``ceil(log2 T)`` steps that ``T`` needs: one ONNX file serves ``T = 1`` and
-  ``T = 100 000`` at full speed. For ``T > 2^max_steps`` the graph returns NaN everywhere
-  (never silently wrong numbers); pass a larger ``max_steps`` to export for longer horizons.
+  :data:`DEFAULT_MAX_STEPS` = 20, i.e. horizons up to ``2^20 = 1 048 576``). The first 7 run
+  always (they cover ``T <= 128``); the rest come in blocks of 2, each under one ``torch.cond``
+  on ``T > 2^k`` (ONNX ``If``), so a runtime does at most one step more than
+  ``ceil(log2 T)`` (and at least 7). One ONNX file serves ``T = 1`` and ``T = 100 000``. For
+  ``T > 2^max_steps`` the graph returns NaN everywhere (never silently wrong numbers); pass a
+  larger ``max_steps`` to export for longer horizons.
+
+Why this shape (measured on a 2-core CPU, torch 2.13, ORT 1.31, float32, one thread; ms for the
+bare scan, eager → ORT): a fixed ``K = 17`` steps with no branch: 0.26 → 0.62 at [256,128]
+(2.4x, the wasted steps cost full passes); one ``If`` per step: 0.26 → 0.39 (1.5x) and
+1.5 → 5.9 at [1,100000] (3.9x, every ``If`` costs); nested ``If`` per step (skip all the rest
+at once): fast in ORT but ``torch.onnx.export`` took 250 s at 17 steps; 7 unconditional steps +
+2-step blocks: 0.24 → 0.35, 0.38 → 0.43, 1.49 → 2.2 (export ~25 s at 20 steps). Shifts inside
+a block are capped at ``T`` (``sym_min``) so a block is correct (merely wasted) for any ``T``.
 """
 
 from __future__ import annotations
