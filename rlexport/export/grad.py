@@ -555,6 +555,7 @@ def write_artifact(proto, path: str | os.PathLike, metadata: Mapping[str, Any],
 
     from rlexport.export.common import Staging, write_json
 
+    metadata = json_safe(metadata)
     del proto.metadata_props[:]
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
@@ -567,6 +568,21 @@ def write_artifact(proto, path: str | os.PathLike, metadata: Mapping[str, Any],
         if verify is not None:
             verify(stage.artifact)
         stage.commit()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as the strings ``"Infinity"``, ``"-Infinity"``, ``"NaN"``
+    (strict JSON has no such numbers; ``float(s)`` in Python and ``Number(s)`` in JavaScript read
+    them back), e.g. the default ``hp.max_grad_norm = inf``."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def metadata_path(path: str | os.PathLike) -> str:

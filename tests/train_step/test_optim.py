@@ -104,3 +104,14 @@ def test_errors_name_the_problem():
         fopt.default_hyperparams("adam", betaz=1)
     with pytest.raises(ValueError, match="choose one of"):
         fopt.default_hyperparams("rmsprop")
+
+
+def test_metadata_is_strict_json():
+    import json
+
+    from rlexport.export.grad import json_safe
+
+    meta = json_safe({"hp.max_grad_norm": math.inf, "x": [-math.inf, 1.0], "y": {"z": math.nan}})
+    text = json.dumps(meta, allow_nan=False)
+    assert json.loads(text) == {"hp.max_grad_norm": "Infinity", "x": ["-Infinity", 1.0], "y": {"z": "NaN"}}
+    assert float(meta["hp.max_grad_norm"]) == math.inf

@@ -103,7 +103,11 @@ def test_signature_golden_and_metadata(exported):
     model = onnx.load(path)
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
-    meta = json.loads((path.parent / (path.stem + ".json")).read_text())
+    def strict(c):
+        raise ValueError(f"X.json must be strict JSON (no {c})")
+
+    meta = json.loads((path.parent / (path.stem + ".json")).read_text(), parse_constant=strict)
+    assert meta["hyperparams"]["hp.max_grad_norm"] == 0.5
     assert inputs == meta["input_names"] and outputs == meta["out_keys"]
     assert inputs[0] == "param.trunk.0.weight"
     for name in ("adam.exp_avg.trunk.0.weight", "adam.exp_avg_sq.critic.0.bias", "adam.step", "hp.lr", "hp.beta1",
