@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 
 from .common import ActorCriticLoss, const
-from .utils import reduce_loss, standardize
+from .utils import maybe_standardize, reduce_loss
 
 __all__ = ["A2CLoss"]
 
@@ -136,8 +136,8 @@ class A2CLoss(ActorCriticLoss):
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         has_critic = self.critic_coeff is not None
         advantage, value_target, state_value, old_value, _ = self._values_and_advantage(inputs, has_critic)
-        if self.normalize_advantage and advantage.numel() > 1:
-            advantage = standardize(advantage, self.normalize_advantage_exclude_dims)
+        if self.normalize_advantage:
+            advantage = maybe_standardize(advantage, self.normalize_advantage_exclude_dims)
 
         dist = self._get_dist(inputs)
         log_prob = self._log_prob(dist, inputs).unsqueeze(-1)

@@ -16,7 +16,7 @@ import torch
 from rlexport.inputs import check_tensor
 
 from .common import ActorCriticLoss, const
-from .utils import explained_variance, has_analytic_kl, kl_divergence, reduce_loss, sample_and_log_prob, standardize
+from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, reduce_loss, sample_and_log_prob
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 
@@ -174,8 +174,8 @@ class PPOLoss(ActorCriticLoss):
     def _advantage(self, inputs: Mapping[str, torch.Tensor]):
         """``(advantage, value_target, state_value, old_state_value)``; standardised if asked."""
         advantage, value_target, state_value, old_value, _ = self._values_and_advantage(inputs, self._has_critic)
-        if self.normalize_advantage and advantage.numel() > 1:
-            advantage = standardize(advantage, self.normalize_advantage_exclude_dims)
+        if self.normalize_advantage:
+            advantage = maybe_standardize(advantage, self.normalize_advantage_exclude_dims)
         return advantage, value_target, state_value, old_value
 
     def _log_weight(self, inputs: Mapping[str, torch.Tensor], advantage: torch.Tensor):

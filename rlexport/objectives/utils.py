@@ -96,6 +96,23 @@ def standardize(x: torch.Tensor, exclude_dims: tuple[int, ...] = (), eps: float 
     return (x - mean) / torch.clamp_min(std, eps_t)
 
 
+def maybe_standardize(x: torch.Tensor, exclude_dims: tuple[int, ...] = ()) -> torch.Tensor:
+    """TorchRL's ``normalize_advantage`` rule: :func:`standardize` when ``x`` has more than one
+    element (``x.numel() > 1``, counted over every dim, ``exclude_dims`` or not), else ``x``.
+
+    With concrete shapes (eager, a static export) the rule is a Python branch, as in TorchRL.
+    With a symbolic shape (``torch.export`` / ``make_fx`` with a dynamic batch) a Python branch
+    would be decided once for every batch size (a dynamic dim is assumed >= 2), so the rule
+    becomes ``where(numel > 1, standardize(x), x)`` on the numel as a graph scalar: the graph
+    gives the same numbers as eager at batch 1 and at every other batch size.
+    """
+    n = x.numel()
+    if not isinstance(n, torch.SymInt):
+        return standardize(x, exclude_dims) if n > 1 else x
+    many = torch.scalar_tensor(n, dtype=torch.int64, device=x.device) > 1
+    return torch.where(many, standardize(x, exclude_dims), x)
+
+
 def explained_variance(target: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
     """``1 - Var[target - prediction] / (Var[target] + eps)`` along dim 0 (a no-grad diagnostic)."""
     target = target.detach()

@@ -63,15 +63,13 @@ def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     n = min(cfg.minibatch_size, 64)
     example = {k: torch.from_numpy(np.ascontiguousarray(flat[k][:n])) for k in eng.input_names}
     t = time.perf_counter()
-    # With per-minibatch advantage normalisation a batch of 1 has no std (NaN in eager, inf in
-    # ORT), and the exporter verifies dynamic graphs at batch 1: keep the loss graph static then.
-    dyn = not cfg.norm_adv
-    paths["loss"] = str(export_onnx(eng.loss, example, out / "loss.onnx", dynamic=dyn))
+    # Dynamic batch, norm_adv or not: the losses apply TorchRL's rule (no standardisation of a
+    # single element) in-graph, so batch 1 gives eager's numbers too.
+    paths["loss"] = str(export_onnx(eng.loss, example, out / "loss.onnx"))
     timings["loss"] = time.perf_counter() - t
     t = time.perf_counter()
     export_train_step(eng.loss, example, out / "train_step.onnx", optimizer="adam",
-                      hyperparams=train_step_hyperparams(cfg, trainer.learning_rate()), save_module=False,
-                      dynamic=dyn)
+                      hyperparams=train_step_hyperparams(cfg, trainer.learning_rate()), save_module=False)
     paths["train_step"] = str(out / "train_step.onnx")
     timings["train_step"] = time.perf_counter() - t
 

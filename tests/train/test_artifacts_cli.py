@@ -28,6 +28,18 @@ def test_run_ends_with_validated_artifacts(exported_run):
     assert summary["global_step"] == 2048 and summary["validation_passed"]
 
 
+def test_loss_and_train_step_have_a_dynamic_batch(exported_run):
+    """PPO's default normalises the advantage; the graphs still take any batch (batch 1: no
+    standardisation, TorchRL's rule, in-graph)."""
+    import onnx
+
+    out, _ = exported_run
+    for name in ("loss", "train_step"):
+        model = onnx.load(str(out / "artifacts" / f"{name}.onnx"), load_external_data=False)
+        obs = next(i for i in model.graph.input if i.name == "observation")
+        assert obs.type.tensor_type.shape.dim[0].dim_param, (name, obs.type.tensor_type.shape)
+
+
 def test_evaluate_backends_agree(exported_run):
     from rlexport.train import evaluate
 
