@@ -42,6 +42,13 @@ def check_keywords(
     Raises ``TypeError`` naming the first missing key (listing every expected one) or every
     unknown key (listing the accepted ones).
     """
+    if not optional and type(required) in (list, tuple) and len(given) == len(required):
+        # fast path (every wrapper call): exactly the required keys, none of them None
+        for k, v in given.items():
+            if v is None or k not in required:
+                break
+        else:
+            return
     required = list(dict.fromkeys(required))
     optional = [k for k in dict.fromkeys(optional) if k not in required]
     accepted = required + optional
@@ -92,15 +99,47 @@ def normalize_dim(owner: str, name: str, dim: int, ndim: int) -> int:
     return dim % ndim
 
 
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+_CONSTANTS_MAX = 4096
+
+
+def is_plain_eager(like: torch.Tensor) -> bool:
+    """A plain eager call: a real tensor, no tracer (dynamo, jit.trace) and no dispatch mode
+    (fake tensors, make_fx, functionalization) active."""
+    return (
+        type(like) is torch.Tensor
+        and not torch._C._len_torch_dispatch_stack()
+        and not torch._C._is_tracing()
+        and not torch.compiler.is_compiling()
+    )
+
+
 def constant_like(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``value`` as a tensor of ``like``'s dtype and device.
 
     A Python float written into a traced graph becomes a float32 constant; making every constant
     a tensor of the input dtype keeps float64 graphs exact.
+
+    In plain eager calls the 0-d tensor of a Python number is cached per (value, dtype, device)
+    (a fresh ``torch.tensor`` costs more than the arithmetic it feeds at small batch sizes); the
+    cached tensors are shared, so callers never modify a constant in place. Under any tracing a
+    fresh constant is made every time.
     """
     if isinstance(value, torch.Tensor):
         return value.to(dtype=like.dtype, device=like.device)
-    return torch.tensor(value, dtype=like.dtype, device=like.device)
+    if not is_plain_eager(like):
+        return torch.tensor(value, dtype=like.dtype, device=like.device)
+    key = (type(value), value, like.dtype, like.device)
+    try:
+        out = _CONSTANTS.get(key)
+    except TypeError:  # an unhashable value (a list): no cache
+        return torch.tensor(value, dtype=like.dtype, device=like.device)
+    if out is None:
+        with torch.inference_mode(False), torch.no_grad():
+            out = torch.tensor(value, dtype=like.dtype, device=like.device)
+        if len(_CONSTANTS) < _CONSTANTS_MAX:
+            _CONSTANTS[key] = out
+    return out
 
 
 def choice(owner: str, name: str, value: Any, allowed: Sequence[Any]) -> Any:

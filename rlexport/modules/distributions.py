@@ -110,6 +110,8 @@ def safe_atanh(y: torch.Tensor) -> torch.Tensor:
 def _sum_rightmost(x: torch.Tensor, n: int) -> torch.Tensor:
     if n <= 0:
         return x
+    if n == 1:
+        return x.sum(-1)
     return x.reshape(x.shape[: x.dim() - n] + (-1,)).sum(-1)
 
 
@@ -208,12 +210,15 @@ class Categorical(Distribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         value = check_tensor(type(self).__name__, "value", value)
         idx = value.long().unsqueeze(-1)
+        if type(value) is torch.Tensor and value.shape == self.batch_shape:
+            # eager, one value per batch entry: no broadcast needed (same numbers, fewer ops)
+            return self.logits.gather(-1, idx).squeeze(-1)
         idx, log_pmf = torch.broadcast_tensors(idx, self.logits)
         return log_pmf.gather(-1, idx[..., :1]).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
         min_real = constant_like(torch.finfo(self.logits.dtype).min, self.logits)
-        logits = torch.maximum(self.logits, min_real)
+        logits = torch.clamp(self.logits, min=min_real)  # torch's clamp (cheaper backward than maximum)
         return -(logits * self.probs).sum(-1)
 
     def _index(self, sample_shape, noise):
@@ -329,7 +334,10 @@ class IndependentNormal(Distribution):
         scale = _as_tensor_like(scale, loc)
         self.loc = loc
         self.scale = scale
-        shape = torch.broadcast_shapes(loc.shape, scale.shape)
+        if type(loc) is torch.Tensor and loc.shape == scale.shape:  # eager: no broadcast needed
+            shape = loc.shape
+        else:
+            shape = torch.broadcast_shapes(loc.shape, scale.shape)
         n = len(shape) - event_dim
         self.batch_shape = shape[:n]
         self.event_shape = shape[n:]
@@ -440,9 +448,15 @@ class TanhNormal(Distribution):
         scale = _as_tensor_like(scale, loc)
         self.loc = loc
         self.scale = scale
-        self._c = (self.high + self.low) / 2
-        self._s = (self.high - self.low) / 2
-        shape = torch.broadcast_shapes(loc.shape, scale.shape)
+        if self._affine:
+            self._c = (self.high + self.low) / 2
+            self._s = (self.high - self.low) / 2
+        else:  # bounds -1/1: the affine map is left out, its constants are never used
+            self._c = self._s = None
+        if type(loc) is torch.Tensor and loc.shape == scale.shape:  # eager: no broadcast needed
+            shape = loc.shape
+        else:
+            shape = torch.broadcast_shapes(loc.shape, scale.shape)
         n = len(shape) - event_dims
         self.batch_shape = shape[:n]
         self.event_shape = shape[n:]
@@ -500,6 +514,11 @@ class TanhNormal(Distribution):
         x = self.loc + self._noise(sample_shape, noise) * self.scale
         y = self._forward(x)
         return y, self._log_prob_pre(x)
+
+    def rsample_log_prob(self, sample_shape=torch.Size(), noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The log-prob of :meth:`rsample_and_log_prob` alone (the action is not computed):
+        what a Monte-Carlo entropy estimate needs."""
+        return self._log_prob_pre(self.loc + self._noise(sample_shape, noise) * self.scale)
 
     def sample_and_log_prob(self, sample_shape=torch.Size(), noise: torch.Tensor | None = None):
         with torch.no_grad():

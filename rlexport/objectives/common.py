@@ -230,12 +230,18 @@ class LossModule(nn.Module):
     def _input_names(self, kwargs: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         """``(required, optional)`` keyword names; they depend on the configuration, the keys
         and on whether the advantage is given, so they are cached per key set."""
-        has_adv = kwargs.get(self._k("advantage")) is not None
-        cache_key = (has_adv, repr(self._tensor_keys), self._config_token())
+        return self._input_names_entry(kwargs)[:2]
+
+    def _input_names_entry(self, kwargs: Mapping[str, Any]) -> tuple[list[str], list[str], frozenset[str]]:
+        """``(required, optional, accepted)``, cached per (advantage given, keys, configuration)."""
+        keys = self._tensor_keys
+        has_adv = kwargs.get(flatten_key(keys.advantage)) is not None
+        cache_key = (has_adv, tuple(vars(keys).values()), self._config_token())
         cached = self.__dict__.get("_input_names_cache")
         if cached is None or cached[0] != cache_key:
             given = {self._k("advantage"): True} if has_adv else {}
-            cached = (cache_key, (self._required_inputs(given), self._optional_inputs(given)))
+            required, optional = self._required_inputs(given), self._optional_inputs(given)
+            cached = (cache_key, (required, optional, frozenset(required) | frozenset(optional)))
             self.__dict__["_input_names_cache"] = cached
         return cached[1]
 
@@ -245,11 +251,12 @@ class LossModule(nn.Module):
 
     def _check_inputs(self, kwargs: Mapping[str, Any]) -> None:
         owner = type(self).__name__
-        required, optional = self._input_names(kwargs)
-        check_keywords(owner, kwargs, required, optional)
+        required, optional, accepted = self._input_names_entry(kwargs)
+        if not (kwargs.keys() <= accepted and all(kwargs.get(k) is not None for k in required)):
+            check_keywords(owner, kwargs, required, optional)  # raises, naming the keys
         for name, value in kwargs.items():
-            if value is not None:
-                check_tensor(owner, name, value)
+            if value is not None and not isinstance(value, torch.Tensor):
+                check_tensor(owner, name, value)  # raises
 
     def _hyper(self, name: str, inputs: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
         """Hyper-parameter ``name`` as a tensor of ``like``'s dtype: the keyword input if given."""
@@ -389,23 +396,9 @@ class LossModule(nn.Module):
         )
 
 
-_CONSTANTS: dict[tuple, torch.Tensor] = {}
-
-
 def const(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """:func:`rlexport.inputs.constant_like`, with the 0-d tensors of plain eager calls cached
-    (a fresh ``torch.tensor`` costs more than the arithmetic it feeds at small batch sizes).
-    Under tracing (fake/functional tensors, dynamo) a fresh constant is made every time."""
-    if isinstance(value, torch.Tensor) or type(like) is not torch.Tensor or torch.compiler.is_compiling():
-        return constant_like(value, like)
-    key = (float(value), like.dtype, like.device)
-    out = _CONSTANTS.get(key)
-    if out is None:
-        with torch.inference_mode(False), torch.no_grad():
-            out = torch.tensor(value, dtype=like.dtype, device=like.device)
-        if len(_CONSTANTS) < 4096:
-            _CONSTANTS[key] = out
-    return out
+    """:func:`rlexport.inputs.constant_like` (eager calls reuse cached 0-d constants)."""
+    return constant_like(value, like)
 
 
 def _module_in_keys(module: nn.Module, default: tuple[str, ...] = ("observation",)) -> list[str]:
@@ -502,11 +495,13 @@ class ActorCriticLoss(LossModule):
             return dist.entropy()
         except NotImplementedError:
             pass
-        from .utils import sample_and_log_prob
+        noise = inputs.get(self.ENTROPY_NOISE)
+        if hasattr(dist, "rsample_log_prob"):  # the draws' log-prob without the actions
+            log_prob = dist.rsample_log_prob((self.samples_mc_entropy,), noise=noise)
+        else:
+            from .utils import sample_and_log_prob
 
-        _, log_prob = sample_and_log_prob(
-            dist, (self.samples_mc_entropy,), inputs.get(self.ENTROPY_NOISE), reparameterize=True
-        )
+            _, log_prob = sample_and_log_prob(dist, (self.samples_mc_entropy,), noise, reparameterize=True)
         return -log_prob.mean(0)
 
     def _critic_loss(

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from rlexport.inputs import check_tensor
+from rlexport.inputs import check_tensor, is_plain_eager
 
 from .common import ActorCriticLoss, const
 from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, reduce_loss, sample_and_log_prob
@@ -281,6 +281,20 @@ class ClipPPOLoss(PPOLoss):
         ]
 
     def _clip_bounds(self, inputs, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log(1 - eps_low), log(1 + eps_high))`` as tensors of ``like``'s dtype."""
+        given = self.clip_epsilon is not None and inputs.get("clip_epsilon") is not None
+        if not given and is_plain_eager(like):
+            # from the module's floats: the same two 0-d tensors every eager call
+            key = (self.clip_epsilon, self.clip_epsilon_low, self.clip_epsilon_high, like.dtype, like.device)
+            cached = self.__dict__.get("_clip_bounds_cache")
+            if cached is None or cached[0] != key:
+                with torch.inference_mode(False), torch.no_grad():  # reusable in any later mode
+                    cached = (key, self._clip_bounds_of(inputs, like))
+                self.__dict__["_clip_bounds_cache"] = cached
+            return cached[1]
+        return self._clip_bounds_of(inputs, like)
+
+    def _clip_bounds_of(self, inputs, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.clip_epsilon is not None:
             eps = self._hyper("clip_epsilon", inputs, like)
             return (-eps).log1p(), eps.log1p()
@@ -290,7 +304,8 @@ class ClipPPOLoss(PPOLoss):
         advantage, value_target, state_value, old_value = self._advantage(inputs)
         log_weight, dist, kl_approx = self._log_weight(inputs, advantage)
 
-        gain1 = log_weight.exp() * advantage
+        ratio = log_weight.exp()
+        gain1 = ratio * advantage
         log_weight_clip = log_weight.clamp(*self._clip_bounds(inputs, log_weight))
         clip_fraction = (log_weight_clip != log_weight).to(log_weight.dtype).mean()
         gain2 = log_weight_clip.exp() * advantage
@@ -301,18 +316,21 @@ class ClipPPOLoss(PPOLoss):
         }
         out.update(self._entropy_terms(dist, inputs))
         out.update(self._critic_terms(inputs, state_value, value_target, old_value, wanted))
-        out.update(self._ratio_diagnostics(log_weight.detach(), wanted))
+        out.update(self._ratio_diagnostics(log_weight.detach(), wanted, ratio.detach()))
         return self._reduce(out)
 
     @staticmethod
-    def _ratio_diagnostics(log_weight: torch.Tensor, wanted: frozenset[str]) -> dict[str, torch.Tensor]:
+    def _ratio_diagnostics(log_weight: torch.Tensor, wanted: frozenset[str], ratio: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``ESS``, ``max_ratio``, ``mean_ratio`` of the detached ``log_weight`` (``ratio``: its
+        ``exp`` when already computed)."""
         out = {}
         if "ESS" in wanted:
             lw = log_weight.squeeze(-1)
             ess = (2 * lw.logsumexp(0) - (2 * lw).logsumexp(0)).exp()
             out["ESS"] = ess / lw.shape[0]
         if "max_ratio" in wanted or "mean_ratio" in wanted:
-            ratio = log_weight.exp()
+            if ratio is None:
+                ratio = log_weight.exp()
             out["max_ratio"] = ratio.max()
             out["mean_ratio"] = ratio.mean()
         return out
