@@ -7,8 +7,10 @@
   the bounds for ``normal``). Dynamic batch.
 * ``loss.onnx`` - the PPO/A2C loss with the final parameters, on a minibatch of the last rollout.
 * ``train_step.onnx`` - loss + gradients + clipping + Adam as one graph (params, Adam state and
-  hyper-parameters are inputs), golden sample starting from the final parameters; validated
-  with ``validate_train_step`` (10 steps in ORT vs 10 eager ``torch.optim.Adam`` steps).
+  hyper-parameters are inputs, dynamic batch). ONNX engine: a copy of the graph the run trained
+  with (``graphs/train_step.onnx``, exported once at start-up, golden sample from the parameters
+  it started from); torch engine: exported here, golden sample from the final parameters.
+  Validated with ``validate_train_step`` (10 steps in ORT vs 10 eager ``torch.optim.Adam`` steps).
 
 Each has ``X.json`` and ``X.golden/``. ``RUN/validation.json`` holds ``rlexport.parity.validate``
 of every artifact against its golden sample, and ``passed``.
@@ -41,7 +43,7 @@ def deploy_policy(trainer) -> DeterministicPolicy:
 def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     """Export policy, loss and train step; validate; write ``validation.json``."""
     from rlexport.export import export_onnx
-    from rlexport.export.train_step import export_train_step, validate_train_step
+    from rlexport.export.train_step import validate_train_step
     from rlexport.parity import validate
 
     cfg = trainer.cfg
@@ -68,9 +70,15 @@ def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     paths["loss"] = str(export_onnx(eng.loss, example, out / "loss.onnx"))
     timings["loss"] = time.perf_counter() - t
     t = time.perf_counter()
-    export_train_step(eng.loss, example, out / "train_step.onnx", optimizer="adam",
-                      hyperparams=train_step_hyperparams(cfg, trainer.learning_rate()), save_module=False)
-    paths["train_step"] = str(out / "train_step.onnx")
+    dest = out / "train_step.onnx"
+    runtime_graph = getattr(eng, "train_step_path", None)
+    if runtime_graph is not None:  # the ONNX engine's graph, exported (and verified) once per run
+        _copy_artifact(Path(runtime_graph), dest)
+    else:
+        from .engines import export_train_step_graph
+
+        export_train_step_graph(eng.loss, {k: flat[k][:n] for k in eng.input_names}, dest, cfg)
+    paths["train_step"] = str(dest)
     timings["train_step"] = time.perf_counter() - t
 
     reports: dict[str, Any] = {}
@@ -91,6 +99,23 @@ def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     tmp.write_text(json.dumps(doc, indent=2, default=str))
     os.replace(tmp, Path(run_dir) / "validation.json")
     return paths, passed
+
+
+def _copy_artifact(src: Path, dest: Path) -> None:
+    """Copy ``X.onnx`` with ``X.json`` and ``X.golden/`` (same base name: the sidecars name it)."""
+    import shutil
+
+    from rlexport.export.common import sidecar_paths
+
+    if src.name != dest.name:
+        raise ValueError(f"_copy_artifact: {src.name} and {dest.name} differ; the sidecars name the artifact")
+    for s, d in zip(sidecar_paths(src), sidecar_paths(dest)):
+        if d.is_dir():
+            shutil.rmtree(d)
+        if s.is_dir():
+            shutil.copytree(s, d)
+        elif s.exists():
+            shutil.copy2(s, d)
 
 
 def train_step_hyperparams(cfg, lr: float) -> dict[str, float]:

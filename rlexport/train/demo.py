@@ -3,7 +3,8 @@
 ``rlexport train`` with no options and ``rlexport.train.run_demo(out_dir)`` both run it: 50k
 environment steps with CleanRL's PPO settings on the ONNX engine (acting, GAE and every clip+Adam
 update in ONNX Runtime), then ``artifacts/`` (policy, loss, train step with golden samples) and
-``validation.json``. About 1.5-2 minutes on 2 CPU cores.
+``validation.json``. About 30-45 s on 2 CPU cores shared with other work (~20 s of it start-up, mostly the
+one train-step export; see the README's "Start-up" paragraph), longer on a busier machine.
 """
 
 from __future__ import annotations

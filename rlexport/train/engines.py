@@ -15,7 +15,6 @@ All arrays in and out are numpy.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,49 +85,26 @@ def loss_inputs(loss: nn.Module, cfg: TrainConfig) -> list[str]:
 
 class GaeModule(nn.Module):
     """``(observation, next_observation, next_reward, next_done, next_terminated) ->
-    (advantage, value_target)`` with rlexport's GAE and the critic as value network."""
+    (advantage, value_target)``: the critic on both observations, then ``rlexport.value.GAE``
+    (given ``state_value``/``next_state_value``, so it calls no network itself)."""
 
     IN_KEYS = ("observation", "next_observation", "next_reward", "next_done", "next_terminated")
 
     def __init__(self, critic: nn.Module, gamma: float, lmbda: float):
+        from rlexport.value import GAE
+
         super().__init__()
-        self.critic_network = critic  # registered first: parameter names match the loss's
-        try:
-            from rlexport.value import GAE
-        except ImportError:  # rlexport.value's estimators not available: the same maths on its scan
-            GAE = _ScanGAE
-        self.estimator = GAE(gamma=gamma, lmbda=lmbda, value_network=critic)
+        self.critic_network = critic  # parameter names match the loss's
+        self.estimator = GAE(gamma=gamma, lmbda=lmbda)
         self.in_keys = list(self.IN_KEYS)
         self.out_keys = ["advantage", "value_target"]
 
     def forward(self, observation, next_observation, next_reward, next_done, next_terminated):
         return self.estimator(
             next_reward=next_reward, next_done=next_done, next_terminated=next_terminated,
-            observation=observation, next_observation=next_observation,
+            state_value=self.critic_network(observation=observation),
+            next_state_value=self.critic_network(observation=next_observation),
         )
-
-
-class _ScanGAE(nn.Module):
-    """GAE on ``rlexport.value.scan.reverse_linear_recurrence`` (used only when
-    ``rlexport.value.GAE`` cannot be imported): ``delta_t = r_t + gamma * (1 - terminated_t) *
-    V(s'_t) - V(s_t)``, ``A_t = delta_t + gamma * lmbda * (1 - done_t) * A_{t+1}``."""
-
-    def __init__(self, gamma: float, lmbda: float, value_network: nn.Module):
-        super().__init__()
-        self.gamma, self.lmbda, self.value_network = gamma, lmbda, value_network
-
-    def forward(self, next_reward, next_done, next_terminated, observation, next_observation):
-        from rlexport.inputs import constant_like
-        from rlexport.value.scan import reverse_linear_recurrence
-
-        value = self.value_network(observation=observation)
-        next_value = self.value_network(observation=next_observation)
-        gamma = constant_like(self.gamma, value)
-        not_term = (~next_terminated).to(value.dtype)
-        not_done = (~next_done).to(value.dtype)
-        delta = next_reward + gamma * not_term * next_value - value
-        adv = reverse_linear_recurrence(delta, gamma * constant_like(self.lmbda, value) * not_done, time_dim=-2)
-        return adv, adv + value
 
 
 def _to_torch(batch: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -210,79 +186,98 @@ class TorchEngine:
 # -- ONNX ------------------------------------------------------------------------------------
 
 
-class WithParams(nn.Module):
-    """``forward(*params, *inputs)``: the module with its parameters as graph inputs."""
+def export_train_step_graph(loss: nn.Module, example: Mapping[str, np.ndarray], path: Path, cfg: TrainConfig) -> Path:
+    """The train-step graph (loss + gradients + clip + Adam, dynamic batch) with its golden sample
+    (from ``loss``'s current parameters, a fresh Adam state), verified in ONNX Runtime by
+    ``export_train_step``. The ONNX engine runs it; both engines ship it as the final artifact."""
+    from rlexport.export.train_step import export_train_step
 
-    def __init__(self, module: nn.Module, names: list[str]):
+    from .artifacts import train_step_hyperparams
+
+    ex = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in example.items()}
+    export_train_step(loss, ex, path, optimizer="adam", hyperparams=train_step_hyperparams(cfg, cfg.learning_rate),
+                      golden=True, verify=True, save_module=False, dynamic=True)
+    return Path(path)
+
+
+class WithParams(nn.Module):
+    """``module(**inputs)`` with the module's parameters as further keyword inputs, so that an
+    exported graph takes them as inputs (``rlexport.export.export_onnx`` names graph inputs by
+    keyword). The keywords are ``param_<name with . as _>`` (``export_onnx`` needs Python
+    identifiers); ``state_names`` maps each to the train-step graph's ``param.<name>``."""
+
+    def __init__(self, module: nn.Module):
         super().__init__()
         self.module = module
-        self.names = list(names)
+        self.names = {"param_" + n.replace(".", "_"): n for n, _ in module.named_parameters()}
+        if len(self.names) != len(dict(module.named_parameters())):
+            raise ValueError(f"WithParams: parameter names collide once '.' becomes '_': {list(self.names.values())}")
+        self.in_keys = list(self.names) + list(getattr(module, "in_keys", []))
+        self.out_keys = list(getattr(module, "out_keys", []))
 
-    def forward(self, *args):
-        k = len(self.names)
-        return torch.func.functional_call(self.module, dict(zip(self.names, args[:k])), tuple(args[k:]))
+    @property
+    def state_names(self) -> dict[str, str]:
+        return {k: f"param.{n}" for k, n in self.names.items()}
 
+    def example_params(self) -> dict[str, torch.Tensor]:
+        named = dict(self.module.named_parameters())
+        return {k: named[n].detach().clone() for k, n in self.names.items()}
 
-def export_with_params(module: nn.Module, params: Mapping[str, torch.Tensor], example: Mapping[str, torch.Tensor],
-                       out_names: list[str], path: Path) -> None:
-    """Export ``module(**example)`` to ONNX with every parameter an input (static shapes)."""
-    import logging
-    import warnings
-
-    wrapper = WithParams(module, list(params)).eval()
-    args = tuple(p.detach() for p in params.values()) + tuple(example.values())
-    names = [f"param.{n}" for n in params] + list(example)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("torch").setLevel(logging.ERROR)
-        import contextlib
-        import io
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            torch.onnx.export(wrapper, args, str(path), input_names=names, output_names=out_names, dynamo=True,
-                              external_data=False, verbose=False)
-
-
-def ort_session(path: str | Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    def forward(self, **inputs):
+        params = {self.names[k]: v for k, v in inputs.items() if k in self.names}
+        rest = {k: v for k, v in inputs.items() if k not in self.names}
+        return torch.func.functional_call(self.module, params, args=(), kwargs=rest)
 
 
 class _OrtGraph:
-    """An ORT session whose ``param.*`` inputs are read from ``state`` (name -> numpy array)."""
+    """An ORT session (``rlexport.runtime.onnx.make_session``, one thread) whose parameter inputs
+    are read from the trainer's state: ``state_names`` maps graph input -> state name."""
 
-    def __init__(self, path: Path, state_fn):
-        self.sess = ort_session(path)
+    def __init__(self, path: Path, state_fn, state_names: Mapping[str, str]):
+        from rlexport.runtime.onnx import make_session
+
+        self.sess = make_session(path, "cpu", threads=1)
         self.input_names = [i.name for i in self.sess.get_inputs()]
+        self.output_names = [o.name for o in self.sess.get_outputs()]
+        self.state_names = {g: s for g, s in state_names.items() if g in self.input_names}
         self.state_fn = state_fn
 
     def __call__(self, **inputs: np.ndarray) -> list[np.ndarray]:
+        # plain ``sess.run``, not ``run_session``: act runs every env step and the feed's names and
+        # dtypes are fixed by construction (checked once, at export).
         state = self.state_fn()
-        feed = {n: (state[n] if n.startswith("param.") else inputs[n]) for n in self.input_names}
-        return self.sess.run(None, feed)
+        feed = dict(inputs)
+        for g, s in self.state_names.items():
+            feed[g] = state[s]
+        return self.sess.run(self.output_names, feed)
+
+
+def export_param_graph(module: nn.Module, example: Mapping[str, np.ndarray], path: Path) -> WithParams:
+    """``module`` with its parameters as inputs, exported by ``rlexport.export.export_onnx`` (static
+    shapes; ``X.json`` + golden sample, verified in ONNX Runtime)."""
+    from rlexport.export import export_onnx
+
+    wrapper = WithParams(module).eval()
+    ex = {**wrapper.example_params(), **{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in example.items()}}
+    export_onnx(wrapper, ex, path, dynamic=False)
+    return wrapper
 
 
 class OnnxEngine:
     """Acting, GAE and updates in ONNX Runtime only.
 
-    Three graphs in ``RUN/graphs/`` take the parameters as inputs, all named as the train-step
-    graph's state (``param.<loss parameter name>``): ``act.onnx`` (sampler), ``gae.onnx`` (critic
-    on observation and next_observation + rlexport's GAE), ``train_step.onnx``. The parameters
-    live as numpy arrays in the ``OnnxTrainer``'s state and are fed to all three as they are.
+    Three graphs in ``RUN/graphs/``, each exported once (with ``X.json`` and a verified golden
+    sample) take the parameters as inputs: ``train_step.onnx`` (``param.<loss parameter name>``),
+    ``act.onnx`` (sampler) and ``gae.onnx`` (critic on observation and next_observation +
+    ``rlexport.value.GAE``), whose ``param_<name>`` inputs map to the train-step state names. The
+    parameters live as numpy arrays in the ``OnnxTrainer``'s state and are fed to all three as
+    they are.
     """
 
     name = "onnx"
 
     def __init__(self, cfg: TrainConfig, spec: AgentSpec, actor: nn.Module, critic: nn.Module, graph_dir: Path,
                  example_rollout: Mapping[str, np.ndarray], example_minibatch: Mapping[str, np.ndarray]):
-        from rlexport.export.optim import init_state
-        from rlexport.export.train_step import export_train_step
         from rlexport.runtime.trainer import OnnxTrainer
 
         self.cfg, self.spec = cfg, spec
@@ -294,37 +289,27 @@ class OnnxEngine:
         graph_dir = Path(graph_dir)
         graph_dir.mkdir(parents=True, exist_ok=True)
 
-        # train step: loss + gradients + clipping + Adam (verified at the end of the run with the
-        # final artifacts; here export only, for start-up time)
-        from .artifacts import train_step_hyperparams
-
-        example = {k: torch.from_numpy(np.ascontiguousarray(example_minibatch[k])) for k in self.input_names}
-        export_train_step(
-            self.loss, example, graph_dir / "train_step.onnx", optimizer="adam",
-            hyperparams=train_step_hyperparams(cfg, cfg.learning_rate), golden=False, verify=False,
-            save_module=False, dynamic=True,
-        )
-        self.trainer = OnnxTrainer(graph_dir / "train_step.onnx", threads=1)
-        init = {f"param.{n}": p.detach() for n, p in self.params.items()}
-        init.update({f"adam.{k}": v for k, v in init_state("adam", {n: p.detach() for n, p in self.params.items()}).items()})
-        self.trainer.load_state_dict(init)
+        # train step: loss + gradients + clipping + Adam, exported once per run (the final
+        # artifact is this graph: see artifacts.export_run_artifacts)
+        self.train_step_path = export_train_step_graph(
+            self.loss, {k: example_minibatch[k] for k in self.input_names}, graph_dir / "train_step.onnx", cfg)
+        self.trainer = OnnxTrainer(self.train_step_path, threads=1)
+        self.trainer.load_module(self.loss)
         state_fn = lambda: self.trainer.state  # noqa: E731
 
-        # acting graph: sampler with the actor's parameters as inputs
+        # acting graph: the sampler with the actor's parameters as inputs
         sampler = Sampler(self.actor, spec.kind)
-        ex_obs = torch.from_numpy(np.ascontiguousarray(example_rollout["observation"][:, 0]))
-        ex_noise = torch.from_numpy(spec.draw_noise(np.random.default_rng(0), ex_obs.shape[0]))
-        export_with_params(sampler, dict(sampler.named_parameters()), {"observation": ex_obs, "noise": ex_noise},
-                           ["action", "sample_log_prob"], graph_dir / "act.onnx")
-        self._act = _OrtGraph(graph_dir / "act.onnx", state_fn)
+        ex_obs = np.ascontiguousarray(example_rollout["observation"][:, 0])
+        ex_noise = spec.draw_noise(np.random.default_rng(0), ex_obs.shape[0])
+        w = export_param_graph(sampler, {"observation": ex_obs, "noise": ex_noise}, graph_dir / "act.onnx")
+        self._act = _OrtGraph(graph_dir / "act.onnx", state_fn, w.state_names)
 
         # GAE graph: the critic's parameters as inputs
         gae = GaeModule(self.critic, cfg.gamma, cfg.gae_lambda)
-        ex = {k: torch.from_numpy(np.ascontiguousarray(example_rollout[k])) for k in gae.in_keys}
-        export_with_params(gae, dict(gae.named_parameters()), ex, ["advantage", "value_target"], graph_dir / "gae.onnx")
-        self._gae = _OrtGraph(graph_dir / "gae.onnx", state_fn)
+        w = export_param_graph(gae, {k: example_rollout[k] for k in gae.in_keys}, graph_dir / "gae.onnx")
+        self._gae = _OrtGraph(graph_dir / "gae.onnx", state_fn, w.state_names)
         for g in (self._act, self._gae):
-            unknown = [n for n in g.input_names if n.startswith("param.") and n not in self.trainer.state]
+            unknown = [s for s in g.state_names.values() if s not in self.trainer.state]
             if unknown:
                 raise RuntimeError(f"OnnxEngine: graph inputs {unknown} are not train-step parameters")
 

@@ -70,13 +70,14 @@ def _torch_policy(run: Path, cfg):
 
 
 def _onnx_policy(run: Path):
-    from .engines import ort_session
+    from rlexport.runtime.onnx import make_session
+
     from .loop import TrainError
 
     path = run / "artifacts" / "policy.onnx"
     if not path.is_file():
         raise TrainError(f"{path} does not exist (the run was not exported; use --backend torch)")
-    sess = ort_session(path)
+    sess = make_session(path, "cpu", threads=1)
     name = sess.get_inputs()[0].name
 
     def act(obs: np.ndarray) -> np.ndarray:

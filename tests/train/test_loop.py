@@ -92,8 +92,7 @@ def test_onnx_engine_matches_torch_engine_and_learns(tmp_path):
     from rlexport.train.loop import Trainer
 
     cfg_t = make_config("ppo", "CartPole-v1", total_steps=512, out=str(tmp_path / "t"), export_artifacts=False)
-    cfg_o = make_config("ppo", "CartPole-v1", total_steps=12_800, out=str(tmp_path / "o"), engine="onnx",
-                        export_artifacts=False)
+    cfg_o = make_config("ppo", "CartPole-v1", total_steps=12_800, out=str(tmp_path / "o"), engine="onnx")
     (tmp_path / "t").mkdir()
     (tmp_path / "o").mkdir()
     tt, to = Trainer(cfg_t, tmp_path / "t"), Trainer(cfg_o, tmp_path / "o")
@@ -120,8 +119,14 @@ def test_onnx_engine_matches_torch_engine_and_learns(tmp_path):
     res = train(cfg_o)
     eps = [float(r["return"]) for r in _rows(tmp_path / "o" / "episodes.csv")]
     assert np.mean(eps[-20:]) > 1.5 * np.mean(eps[:20]), (np.mean(eps[:20]), np.mean(eps[-20:]))
-    assert (tmp_path / "o" / "graphs" / "train_step.onnx").is_file()
     assert res.global_step == 12_800
+    # every runtime graph was exported with a golden sample; the final train step is the runtime
+    # graph (copied, not exported a second time) and passes validation
+    o = tmp_path / "o"
+    for name in ("act", "gae", "train_step"):
+        assert (o / "graphs" / f"{name}.golden" / "index.json").is_file(), name
+    assert (o / "artifacts" / "train_step.onnx").read_bytes() == (o / "graphs" / "train_step.onnx").read_bytes()
+    assert res.validation_passed
 
 
 def test_pendulum_box_actions_run(tmp_path):
