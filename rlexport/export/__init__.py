@@ -12,6 +12,8 @@ from rlexport.export.golden import read_golden, write_golden
 from rlexport.export.onnx import export_onnx
 from rlexport.export.program import export_program
 from rlexport.export.torchscript import export_torchscript
+from rlexport.export.grad import export_grad
+from rlexport.export.train_step import export_train_step, validate_train_step
 from rlexport.export.artifact import Artifact, ArtifactError, describe, load_artifact
 
 __all__ = [
@@ -19,6 +21,9 @@ __all__ = [
     "export_onnx",
     "export_torchscript",
     "export_aoti",
+    "export_grad",
+    "export_train_step",
+    "validate_train_step",
     "read_golden",
     "write_golden",
     "load_artifact",

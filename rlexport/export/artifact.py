@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rlexport.export.common import sidecar_paths
+from rlexport.export.common import onnx_metadata, sidecar_paths
 
 Runner = Callable[[Mapping[str, Any]], dict[str, np.ndarray]]
 
@@ -202,7 +202,7 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
             raise ArtifactError(f"{path} is not a readable ONNX model: {err}") from err
         ins, outs = g_ins, g_outs
         if not meta:
-            meta = {"format": "onnx", **_meta_from_props(props)}
+            meta = {"format": "onnx", **onnx_metadata(props)}
     if not ins or not outs:
         # fall back to the golden sample's names (written in graph order)
         try:
@@ -226,19 +226,6 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         raise ArtifactError(f"{path}: cannot tell the artifact's input names (no {json_path.name} and no golden sample)")
     meta.setdefault("format", fmt)
     return Artifact(path=path, format=fmt, meta=meta, input_names=ins, output_names=outs)
-
-
-def _meta_from_props(props: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in props.items():
-        if not key.startswith("rlexport."):
-            continue
-        short = key.removeprefix("rlexport.")
-        try:
-            out[short] = json.loads(value)
-        except (json.JSONDecodeError, TypeError):
-            out[short] = value
-    return out
 
 
 def _onnx_type(t) -> tuple[str, list]:

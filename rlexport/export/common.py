@@ -30,6 +30,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -537,5 +538,51 @@ class Staging:
         return self.final
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as the strings ``"Infinity"``, ``"-Infinity"``, ``"NaN"``.
+
+    Strict JSON has no such numbers (JavaScript's ``JSON.parse`` rejects Python's bare
+    ``Infinity``); ``float(s)`` in Python and ``Number(s)`` in JavaScript read the strings back.
+    Example: the default ``hp.max_grad_norm = inf`` of a train-step graph.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dumps_json(data: Any, **kwargs: Any) -> str:
+    """Strict JSON (no NaN/Infinity literals) that any language's parser reads."""
+    return json.dumps(json_safe(data), allow_nan=False, default=str, **kwargs)
+
+
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    Path(path).write_text(dumps_json(data, indent=2, sort_keys=False) + "\n")
+
+
+ONNX_METADATA_PREFIX = "rlexport."
+
+
+def set_onnx_metadata(model: Any, metadata: Mapping[str, Any]) -> None:
+    """Replace ``model.metadata_props`` by ``rlexport.<key>`` entries (strings as is, else JSON)."""
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key = ONNX_METADATA_PREFIX + key
+        entry.value = value if isinstance(value, str) else dumps_json(value)
+
+
+def onnx_metadata(props: Mapping[str, str]) -> dict[str, Any]:
+    """The ``rlexport.*`` entries of an ONNX model's ``metadata_props`` (as a name → value mapping)."""
+    out: dict[str, Any] = {}
+    for key, value in props.items():
+        if not key.startswith(ONNX_METADATA_PREFIX):
+            continue
+        try:
+            out[key.removeprefix(ONNX_METADATA_PREFIX)] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            out[key.removeprefix(ONNX_METADATA_PREFIX)] = value
+    return out

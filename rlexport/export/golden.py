@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from rlexport.export.common import dumps_json
+
 FORMAT = "rlexport-golden"
 VERSION = 1
 DTYPES = {
@@ -138,7 +140,7 @@ def write_golden(
             }
         )
     index.update(extra or {})
-    (root / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    (root / "index.json").write_text(dumps_json(index, indent=1) + "\n")
     return root
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlexport.export.common import onnx_metadata, set_onnx_metadata, sidecar_paths
 from rlexport.inputs import check_tensor
 
 Tensor = torch.Tensor
@@ -555,11 +556,7 @@ def write_artifact(proto, path: str | os.PathLike, metadata: Mapping[str, Any],
 
     from rlexport.export.common import Staging, write_json
 
-    metadata = json_safe(metadata)
-    del proto.metadata_props[:]
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = "rlexport." + key, json.dumps(value)
+    set_onnx_metadata(proto, metadata)
     with Staging(path) as stage:
         onnx.save(proto, str(stage.artifact))
         write_json(stage.json, dict(metadata))
@@ -570,47 +567,23 @@ def write_artifact(proto, path: str | os.PathLike, metadata: Mapping[str, Any],
         stage.commit()
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats as the strings ``"Infinity"``, ``"-Infinity"``, ``"NaN"``
-    (strict JSON has no such numbers; ``float(s)`` in Python and ``Number(s)`` in JavaScript read
-    them back), e.g. the default ``hp.max_grad_norm = inf``."""
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, Mapping):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def metadata_path(path: str | os.PathLike) -> str:
-    root, _ = os.path.splitext(os.fspath(path))
-    return root + ".json"
-
-
-def golden_dir(path: str | os.PathLike) -> str:
-    root, _ = os.path.splitext(os.fspath(path))
-    return root + ".golden"
-
-
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The metadata of an artifact: ``X.json`` if present, else the ONNX ``metadata_props``."""
-    mpath = metadata_path(path)
-    if os.path.exists(mpath):
-        with open(mpath) as fh:
-            return json.load(fh)
+    mpath = sidecar_paths(path)[1]
+    if mpath.exists():
+        return json.loads(mpath.read_text())
     import onnx
 
     model = onnx.load(os.fspath(path), load_external_data=False)
-    meta = {}
-    for p in model.metadata_props:
-        if p.key.startswith("rlexport."):
-            meta[p.key[len("rlexport."):]] = json.loads(p.value)
+    meta = onnx_metadata({p.key: p.value for p in model.metadata_props})
     if not meta:
         raise FileNotFoundError(f"{path}: no {mpath} and no 'rlexport.*' metadata in the model")
     return meta
+
+
+def golden_dir(path: str | os.PathLike) -> str:
+    """``X.golden`` beside the artifact ``X.onnx``."""
+    return os.fspath(sidecar_paths(path)[2])
 
 
 def io_spec(role: str, t: Tensor, axes: Mapping[int, str] | None = None, **extra) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rlexport.export.common import ExportError, ExportPlan, plan_export, quiet
+from rlexport.export.common import ExportError, ExportPlan, plan_export, quiet, set_onnx_metadata
 
 METADATA_KEYS = ("format", "kind", "rlexport_version", "torch_version", "class", "config", "dtype", "input_names", "out_keys", "dynamic_axes")
 
@@ -45,12 +45,7 @@ def onnx_model_from_plan(plan: ExportPlan, *, opset: int | None = None, optimize
     rename_dims(model, plan.dims)
     meta = plan.metadata("onnx", "")
     meta["opset"] = opset_of(model)
-    del model.metadata_props[:]
-    for key in METADATA_KEYS + ("opset",):
-        value = meta[key]
-        entry = model.metadata_props.add()
-        entry.key = f"rlexport.{key}"
-        entry.value = value if isinstance(value, str) else json.dumps(value)
+    set_onnx_metadata(model, {key: meta[key] for key in METADATA_KEYS + ("opset",)})
     model.producer_name = "rlexport"
     model.doc_string = f"{type(plan.original).__name__} exported by rlexport; outputs {plan.output_names}"
     try:

@@ -10,7 +10,7 @@ import torch
 
 import rlexport.objectives as ro
 from objectives_check import Nets, quiet
-from test_export import Positional, _dynamic_shapes, _example
+from test_objectives_export import Positional, _dynamic_shapes, _example
 
 quiet()
 

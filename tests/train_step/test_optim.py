@@ -109,7 +109,7 @@ def test_errors_name_the_problem():
 def test_metadata_is_strict_json():
     import json
 
-    from rlexport.export.grad import json_safe
+    from rlexport.export.common import json_safe
 
     meta = json_safe({"hp.max_grad_norm": math.inf, "x": [-math.inf, 1.0], "y": {"z": math.nan}})
     text = json.dumps(meta, allow_nan=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_real_losses import HP, _example, _loss
+from test_train_step_real_losses import HP, _example, _loss
 
 from rlexport.export.train_step import eager_train_steps, export_train_step
 from rlexport.runtime.trainer import OnnxTrainer
