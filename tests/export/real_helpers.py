@@ -4,28 +4,15 @@ mujoco IndependentNormal) and every estimator, in float32 and float64, exported 
 
 Each export verifies itself at the golden cases (the example batch, 2B+1 and 1; horizons T,
 2T+3 and T/2 when there is a time axis) before writing; ``validate`` then re-checks the written
-files from their golden samples alone. Modules that have not landed yet are skipped.
+files from their golden samples alone.
 """
 
 from __future__ import annotations
-
-import importlib
-
-import pytest
 
 LOSSES = ["clip-ppo", "ppo", "kl-ppo", "a2c"]
 PRESETS = ["cartpole", "pendulum", "mujoco"]  # Categorical, TanhNormal, IndependentNormal
 ESTIMATORS = ["gae", "td0", "td1", "td-lambda", "vtrace"]
 DTYPES = ["float32", "float64"]
-
-
-def _need(module: str, attr: str):
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as err:
-        pytest.skip(f"{module} not available: {err}")
-    if not hasattr(mod, attr):
-        pytest.skip(f"{module}.{attr} has not landed yet")
 
 
 def _export_and_validate(built, tmp_path, dtype, *, time_axis: bool):

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from real_helpers import DTYPES, ESTIMATORS, LOSSES, PRESETS, _export_and_validate, _need  # noqa: F401
+from real_helpers import DTYPES, ESTIMATORS, _export_and_validate
+
+# The golden horizons are T, 2T+3 and T/2 (at most 27 here): 5 doubling steps (T <= 32) cover them
+# and keep each export a few seconds; the default 20 steps (T <= 2**20) is exported by
+# tests/value/test_value_export.py and the check-estimator CLI test.
+MAX_STEPS = 5
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_estimator_exports_and_validates(tmp_path, estimator, dtype):
-    from rlexport.export.build import ESTIMATORS as NAMES
     from rlexport.export.build import BuildSpec, build_module
-
-    _need("rlexport.value", NAMES[estimator])
-    built = build_module(BuildSpec(preset="pendulum", estimator=estimator, batch=4, time=12))
-    dims = built.module.dynamic_dims(built.example) if hasattr(built.module, "dynamic_dims") else None
     from rlexport.export.common import resolve_dynamic_dims
+
+    built = build_module(
+        BuildSpec(preset="pendulum", estimator=estimator, batch=4, time=12, estimator_options={"max_steps": MAX_STEPS})
+    )
 
     dims = resolve_dynamic_dims(built.module, built.example, True)
     assert "time" in dims["next_reward"].values()
@@ -24,12 +28,12 @@ def test_estimator_exports_and_validates(tmp_path, estimator, dtype):
 
 @pytest.mark.parametrize("preset", ["pendulum"])
 def test_loss_with_in_graph_gae_has_time_axis(tmp_path, preset):
-    _need("rlexport.objectives", "ClipPPOLoss")
-    _need("rlexport.value", "GAE")
     from rlexport.export.build import BuildSpec, build_module
     from rlexport.export.common import resolve_dynamic_dims
 
-    built = build_module(BuildSpec(preset=preset, loss="clip-ppo", estimator="gae", batch=4, time=10))
+    built = build_module(
+        BuildSpec(preset=preset, loss="clip-ppo", estimator="gae", batch=4, time=10, estimator_options={"max_steps": MAX_STEPS})
+    )
     assert "advantage" not in built.example
     dims = resolve_dynamic_dims(built.module, built.example, True)
     assert dims["observation"] == {0: "batch", 1: "time"}

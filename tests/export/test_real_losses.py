@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from real_helpers import DTYPES, ESTIMATORS, LOSSES, PRESETS, _export_and_validate, _need  # noqa: F401
+from real_helpers import DTYPES, LOSSES, PRESETS, _export_and_validate
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("loss", LOSSES)
 def test_loss_exports_and_validates(tmp_path, loss, preset, dtype):
-    _need("rlexport.objectives", "ClipPPOLoss")
-    _need("rlexport.models.presets", "get_preset")
     from rlexport.export.build import BuildSpec, build_module
 
     built = build_module(BuildSpec(preset=preset, loss=loss, batch=6))
