@@ -1,4 +1,4 @@
-# The two commands of the README:   make demo   and   make test
+# The two commands of the README:   make demo   and   make test   (.ci/run runs make test)
 # Both do all set-up first (idempotent): a local virtual environment with the CPU build of
 # torch 2.13.0 installed *before* anything that depends on torch, so pip never pulls CUDA.
 PYTHON ?= python3
@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/rlexport demo
 
+# The Python suite, then the non-Python consumers (Node.js + C++) on freshly exported artifacts.
 test: setup
 	$(PY) -m pytest -q -n 2 --dist loadfile
+	PYTHON=$(PY) bash examples/run.sh
 
 bench: setup
 	$(PY) benchmarks/estimators.py
