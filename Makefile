@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/rlexport demo
+	$(VENV)/bin/rlexport train
 
 # The Python suite, then the non-Python consumers (Node.js + C++) on freshly exported artifacts.
 test: setup
@@ -31,4 +31,4 @@ bench: setup
 	$(PY) benchmarks/estimators.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info rlexport_runs
+	rm -rf $(VENV) build *.egg-info runs examples/artifacts examples/cpp/build examples/node/node_modules
