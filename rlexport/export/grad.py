@@ -391,8 +391,9 @@ def exported_to_onnx(ep: torch.export.ExportedProgram, spec: TracedSpec, *, opse
     """``torch.onnx.export`` of ``ep`` with the graph's names; returns the ``onnx.ModelProto``."""
     import onnx
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    from rlexport.export.common import quiet
+
+    with quiet():  # the same silencing as every other exporter (deprecations, torchvision notices)
         prog = torch.onnx.export(
             ep,
             dynamo=True,
