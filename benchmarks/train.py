@@ -218,6 +218,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--out", default=None, help="keep the run folder here (returns)")
+    p.add_argument("--box-distribution", default=None, choices=["normal", "tanh_normal"],
+                   help="returns: the actor of a Box action space (default: the config's, normal)")
     p.add_argument("--results", default="/tmp/rlexport-train-bench.jsonl")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -234,7 +236,9 @@ def main(argv=None):
                   f"{r.get('startup_s', 0.0):>11.1f}{(r['mean_return_last_20'] or float('nan')):>12.1f}")
     elif a.what == "returns":
         steps = a.steps or (300_000 if a.env == "Pendulum-v1" else 500_000)
-        _emit({"bench": "returns", **run_rlexport(a.env, a.engine, a.seed, steps, algo=a.algo, out=a.out)}, a.results)
+        overrides = {} if a.box_distribution is None else {"box_distribution": a.box_distribution}
+        row = run_rlexport(a.env, a.engine, a.seed, steps, algo=a.algo, out=a.out, **overrides)
+        _emit({"bench": "returns", **overrides, **row}, a.results)
     elif a.what == "cleanrl":
         _emit({"bench": "cleanrl", "seed": a.seed, **cleanrl_ppo(total_timesteps=a.steps or 500_000, seed=a.seed)},
               a.results)
@@ -244,7 +248,9 @@ def main(argv=None):
             for seed in (1, 2, 3):
                 main(["returns", "--env", "CartPole-v1", "--engine", engine, "--seed", str(seed), "--results", a.results])
         for engine in ("torch", "onnx"):
-            main(["returns", "--env", "Pendulum-v1", "--engine", engine, "--seed", "1", "--results", a.results])
+            for dist in ("normal", "tanh_normal"):
+                main(["returns", "--env", "Pendulum-v1", "--engine", engine, "--seed", "1", "--box-distribution", dist,
+                      "--results", a.results])
 
 
 if __name__ == "__main__":
