@@ -1,4 +1,6 @@
-"""``rlexport inspect ARTIFACT``: inputs, outputs (shapes with dynamic dims), opset, metadata, nodes."""
+"""``rlexport inspect ARTIFACT``: inputs, outputs (shapes with dynamic dims), opset, metadata, nodes;
+for a train-step graph also its state pairs (input fed by which output at the next step) and its
+hyper-parameter inputs with their defaults."""
 
 from __future__ import annotations
 
@@ -41,10 +43,16 @@ def register(app: typer.Typer) -> None:
                 shape = "[" + ", ".join(str(s) for s in spec.get("shape", [])) + "]"
                 table.add_row(kind[:-1], name, spec.get("dtype", "?"), shape)
         console.print(table)
+        metadata = info["metadata"]
+        if metadata.get("kind") == "train_step":
+            _train_step_tables(metadata)
         meta = Table(title="metadata")
         meta.add_column("key")
         meta.add_column("value", overflow="fold")
-        for key, value in info["metadata"].items():
+        shown = ("state", "hyperparams", "layout", "input_names", "step_inputs") if metadata.get("kind") == "train_step" else ()
+        for key, value in metadata.items():
+            if key in shown:
+                continue
             text = value if isinstance(value, str) else json.dumps(value)
             meta.add_row(key, text if len(text) < 400 else text[:400] + " ...")
         console.print(meta)
@@ -53,3 +61,26 @@ def register(app: typer.Typer) -> None:
             console.print(f"golden sample: {golden['path']} ({golden['kind']}, rtol {golden['rtol']:g}, atol {golden['atol']:g}; cases {', '.join(golden['cases'])})")
         else:
             console.print("[yellow]no golden sample beside it[/]")
+
+
+def _train_step_tables(metadata: dict) -> None:
+    """The optimizer, state pairs and hyper-parameter defaults of a train-step artifact."""
+    from rich.table import Table
+
+    console.print(f"train step: {metadata.get('semantics', metadata.get('optimizer'))}, total loss {metadata.get('total_loss', '?')}; "
+                  f"{metadata.get('clip', '')}")
+    state = Table(title=f"state pairs ({len(metadata.get('state', {}))}): feed each output back as the input at the next step")
+    state.add_column("input")
+    state.add_column("<- output of the previous step")
+    for i, o in metadata.get("state", {}).items():
+        state.add_row(i, o)
+    console.print(state)
+    hp = Table(title="hyper-parameters (graph inputs; defaults recorded at export)")
+    hp.add_column("input")
+    hp.add_column("default", justify="right")
+    for name, value in metadata.get("hyperparams", {}).items():
+        hp.add_row(name, str(value))
+    console.print(hp)
+    steps = metadata.get("step_inputs")
+    if steps:
+        console.print(f"given at every step: {', '.join(steps)}")

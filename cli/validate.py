@@ -1,8 +1,19 @@
-"""``rlexport validate ARTIFACT``: run an artifact on every available backend against its golden sample."""
+"""``rlexport validate ARTIFACT``: run an artifact on every available backend against its golden sample.
+
+The artifact's kind (``X.json``'s ``"kind"``) picks the check:
+
+- forward artifacts (``to-onnx``, ``export``) and gradient graphs (``to-onnx --grad``): every
+  backend that can run the file, at every golden case, against the golden outputs;
+- train-step graphs (``to-onnx --train-step``): ``rlexport.export.validate_train_step`` — K
+  successive steps in ONNX Runtime against eager ``torch.optim`` (the loss pickled beside it,
+  ``X.loss.pt``) from the golden sample's initial state, with changing batch sizes and lr.
+
+Exit status: 0 every check passed, 1 a mismatch, 2 bad input (missing file, not an artifact, no
+golden sample, a backend that cannot run it).
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,27 +23,122 @@ import typer
 from rlexport.cli.errors import UsageError, console
 
 
+def artifact_kind(path: Path) -> str:
+    """``"forward"``, ``"grad"`` or ``"train_step"`` from the artifact's metadata."""
+    from rlexport.export.artifact import load_artifact
+
+    return str(load_artifact(path).meta.get("kind") or "forward")
+
+
+def validate_grad(path: Path, backends, rtol, atol):
+    """A gradient graph against its golden sample (kind ``"grad"``: inputs → outputs, like a forward
+    sample) on every backend that can run it; a ``rlexport.parity.ParityReport``."""
+    from rlexport.export.artifact import BackendUnavailable, load_artifact
+    from rlexport.export.golden import read_golden
+    from rlexport.parity import ParityReport, ParityRow, compare
+
+    artifact = load_artifact(path)
+    wanted = list(backends) if backends else artifact.backends()
+    for b in wanted:
+        if b not in artifact.backends():
+            raise ValueError(f"backend {b!r} cannot run a {artifact.format} artifact; choose from {artifact.backends()}")
+    sample = read_golden(artifact.golden_path)
+    report = ParityReport(reference="golden sample", source=str(path), cases=[c.name for c in sample.cases])
+    r_tol = sample.rtol if rtol is None else rtol
+    a_tol = sample.atol if atol is None else atol
+    for backend in wanted:
+        try:
+            run = artifact.runner(backend)
+        except BackendUnavailable as err:
+            report.skipped[backend] = str(err)
+            continue
+        rows: dict[str, ParityRow] = {}
+        for case in sample.cases:
+            try:
+                out = run(case.inputs)
+            except Exception as err:  # noqa: BLE001 - a backend error is a failed row
+                report.rows.append(ParityRow(backend, "*", float("nan"), float("nan"), r_tol, a_tol, False, case.name,
+                                             str(err).splitlines()[0][:400] if str(err) else type(err).__name__))
+                break
+            for name, want in case.outputs.items():
+                if name not in out:
+                    report.rows.append(ParityRow(backend, name, float("inf"), float("inf"), r_tol, a_tol, False, case.name,
+                                                 f"output {name!r} missing; the artifact returns {list(out)}"))
+                    continue
+                # per-output tolerances where the sample has them (rlexport.export.golden), unless overridden
+                r, a = sample.tolerance(case, name) if hasattr(sample, "tolerance") else (sample.rtol, sample.atol)
+                r, a = (r if rtol is None else rtol), (a if atol is None else atol)
+                mabs, mrel, ok, err = compare(out[name], want, r, a)
+                row = rows.get(name)
+                if row is None:
+                    row = rows[name] = ParityRow(backend, name, mabs, mrel, r, a, ok, case.name, err, str(want.dtype))
+                    report.rows.append(row)
+                    continue
+                if (not ok and row.passed) or (ok == row.passed and mabs > row.max_abs):
+                    row.case, row.error = case.name, err or row.error
+                row.max_abs, row.max_rel, row.passed = max(row.max_abs, mabs), max(row.max_rel, mrel), row.passed and ok
+    return report
+
+
+def train_step_table(report):
+    """A ``rich.table.Table`` of a ``TrainStepReport``."""
+    from rich.table import Table
+
+    table = Table(title=f"train step vs eager torch.optim — {report.path} ({report.optimizer}, {report.dtype}, {report.k} steps)")
+    for col in ("quantity", "max abs diff", "bound", "result"):
+        table.add_column(col, justify="right" if col != "quantity" else "left")
+
+    def status(ok):
+        return "[green]pass[/]" if ok else "[bold red]FAIL[/]"
+
+    failed = " ".join(report.failures)
+    table.add_row("parameters", f"{report.max_abs_param_diff:.3g}", f"{report.atol_params:g} abs",
+                  status(report.max_abs_param_diff <= report.atol_params))
+    table.add_row("optimizer state", f"{report.max_abs_state_diff:.3g}", "-", "[dim]info[/]")
+    for name, diff in report.max_abs_loss_diff.items():
+        table.add_row(name, f"{diff:.3g}", f"{report.rtol_outputs:g} x max(1, |value|)", status(f": {name} differs" not in failed))
+    table.add_row("grad_norm", f"{report.max_abs_grad_norm_diff:.3g}", f"{report.rtol_outputs:g} x max(1, |value|)",
+                  status("grad_norm differs" not in failed))
+    return table
+
+
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate_cmd(
-        artifact: Path = typer.Argument(..., help="An .onnx, .pt2, TorchScript or AOTInductor artifact with X.golden/ beside it."),
-        backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="Only these backends (repeatable): onnx-cpu, onnx-cuda, onnx-tensorrt, pt2, pt2-cuda, torchscript, aoti."),
-        rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default: the golden sample's)."),
-        atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default: the golden sample's)."),
+        artifact: Path = typer.Argument(..., help="An .onnx, .pt2, TorchScript or AOTInductor artifact with X.golden/ beside it (forward, --grad or --train-step)."),
+        backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="Only these backends (repeatable): onnx-cpu, onnx-cuda, onnx-tensorrt, pt2, pt2-cuda, torchscript, aoti. Train steps: onnx-cpu or onnx-cuda."),
+        rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default: the golden sample's; train steps: of the loss outputs and grad_norm, by dtype)."),
+        atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default: the golden sample's; train steps: bound on the max parameter difference, by dtype)."),
+        steps: int = typer.Option(20, "--steps", "-k", help="Train-step artifacts: successive steps to run in ONNX Runtime and eager torch.optim."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
     ) -> None:
-        """Check an artifact against its golden sample on every backend; exit 0 all pass, 1 a mismatch, 2 bad input."""
+        """Check an artifact against its golden sample on every backend (a train step: K steps against eager torch.optim);
+        exit 0 all pass, 1 a mismatch, 2 bad input."""
         from rlexport.export.artifact import ArtifactError
         from rlexport.export.golden import GoldenError
         from rlexport.parity import validate
 
         try:
-            report = validate(artifact, backends=backend or None, rtol=rtol, atol=atol)
+            kind = artifact_kind(artifact)
+        except (ArtifactError, FileNotFoundError, ValueError) as err:
+            raise UsageError(str(err)) from err
+        if kind == "train_step":
+            _validate_train_step(artifact, backend, rtol, atol, steps, json_out)
+            return
+        if steps != 20:
+            raise UsageError(f"--steps counts train steps; {artifact} is a {kind} artifact")
+        try:
+            if kind == "grad":
+                report = validate_grad(artifact, backend, rtol, atol)
+            else:
+                report = validate(artifact, backends=backend or None, rtol=rtol, atol=atol)
         except (ArtifactError, GoldenError, FileNotFoundError, ValueError, TypeError) as err:
             raise UsageError(str(err)) from err
         console.print(report.table())
         if json_out is not None:
-            json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+            from rlexport.export.common import write_json
+
+            write_json(json_out, {"kind": kind, **report.to_dict()})
         if not report.rows:
             raise UsageError(f"no backend could run {artifact}: " + "; ".join(f"{b}: {r}" for b, r in report.skipped.items()))
         if report.passed:
@@ -40,3 +146,46 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"[bold red]{report.summary()}[/]")
         sys.exit(1)  # not typer.Exit: main() runs click with standalone_mode=False, which returns Exit codes instead of exiting
+
+
+PROVIDERS = {"onnx-cpu": "CPUExecutionProvider", "onnx-cuda": "CUDAExecutionProvider"}
+
+
+def _validate_train_step(artifact: Path, backend, rtol, atol, steps: int, json_out: Path | None) -> None:
+    from rlexport.export.golden import GoldenError
+    from rlexport.export.train_step import validate_train_step
+    from rlexport.export.common import write_json
+
+    if steps < 1:
+        raise UsageError(f"--steps {steps}: at least 1")
+    providers = None
+    if backend:
+        unknown = [b for b in backend if b not in PROVIDERS]
+        if unknown:
+            raise UsageError(f"backend {unknown[0]!r} cannot run a train-step graph; choose from {list(PROVIDERS)}")
+        if "onnx-cuda" in backend:
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise UsageError("backend 'onnx-cuda': ONNX Runtime has no CUDAExecutionProvider here")
+        providers = [PROVIDERS[b] for b in backend] + (["CPUExecutionProvider"] if "onnx-cpu" not in backend else [])
+    try:
+        with console.status(f"running {steps} steps of {artifact} in ONNX Runtime and eager torch.optim ..."):
+            report = validate_train_step(artifact, k=steps, atol=atol, rtol=rtol, providers=providers)
+    except (GoldenError, FileNotFoundError, KeyError, ValueError, TypeError) as err:
+        raise UsageError(str(err)) from err
+    console.print(train_step_table(report))
+    if json_out is not None:
+        write_json(json_out, {"kind": "train_step", **report.to_dict()})
+    summary = (f"{report.k} steps (batch sizes {min(s for s in report.batch_sizes if s) if any(report.batch_sizes) else '-'}"
+               f"..{max((s for s in report.batch_sizes if s), default='-')}): max |param diff| {report.max_abs_param_diff:.3g} "
+               f"<= {report.atol_params:g}")
+    if report.passed:
+        console.print(f"[green]OK[/] {summary}")
+        return
+    for failure in report.failures[:10]:
+        console.print(f"[red]  {failure}[/]")
+    if len(report.failures) > 10:
+        console.print(f"[red]  ... {len(report.failures) - 10} more[/]")
+    console.print(f"[bold red]train step FAILED[/]: {len(report.failures)} mismatches over {report.k} steps")
+    sys.exit(1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ ESTIMATORS = {
 # ValueEstimators enum member names, for make_value_estimator
 ESTIMATOR_ENUM = {"gae": "GAE", "td0": "TD0", "td1": "TD1", "td-lambda": "TDLambda", "vtrace": "VTrace"}
 PRESETS = ("cartpole", "pendulum", "mujoco")
-ESTIMATOR_OPTIONS = ("gamma", "lmbda", "average_gae", "time_dim")
+ESTIMATOR_OPTIONS = ("gamma", "lmbda", "average_gae", "time_dim", "max_steps")
+DEFAULT_TIME = 16  # example horizon when there is a time axis and none is given
 
 
 class BuildError(ValueError):
@@ -50,6 +52,7 @@ class BuildSpec:
     batch: int = 8
     time: int | None = None  # horizon of the example; default 16 when there is a time axis
     seed: int = 0
+    max_horizon: int | None = None  # longest horizon the exported estimator computes exactly
 
     @property
     def description(self) -> str:
@@ -64,6 +67,15 @@ class Built:
     example: dict[str, torch.Tensor]
     spec: BuildSpec
     preset: Any = None
+
+
+def max_steps_for_horizon(horizon: int) -> int:
+    """``max_steps = ceil(log2 horizon)``: the doubling steps an exported estimator needs to be
+    exact up to ``horizon`` (``rlexport.value.scan``: exact up to ``2**max_steps``, NaN beyond).
+    ``horizon`` must be an integer >= 2."""
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 2:
+        raise BuildError(f"max_horizon={horizon!r}: give the longest horizon to export for, an integer >= 2")
+    return max(1, math.ceil(math.log2(horizon)))
 
 
 def _get_preset(name: str, options: Mapping[str, Any], seed: int):
@@ -171,12 +183,23 @@ def build_module(spec: BuildSpec) -> Built:
         raise BuildError(f"estimator {spec.estimator!r} is not known; choose one of {list(ESTIMATORS)}")
     if spec.batch < 2:
         raise BuildError(f"batch={spec.batch}: use an example batch of at least 2 (size-1 dims are specialised)")
+    if spec.max_horizon is not None:
+        if spec.estimator is None:
+            raise BuildError("max_horizon bounds an estimator's horizon: name an estimator (--estimator)")
+        steps = max_steps_for_horizon(spec.max_horizon)
+        given = spec.estimator_options.get("max_steps")
+        if given is not None and given != steps:
+            raise BuildError(f"max_horizon={spec.max_horizon} means max_steps={steps}, but max_steps={given} is given too")
+        spec.estimator_options = {**spec.estimator_options, "max_steps": steps}
+        if spec.time is not None and spec.time > 2**steps:
+            raise BuildError(f"time={spec.time} is longer than max_horizon={spec.max_horizon} (exact up to {2**steps})")
     built = _get_preset(spec.preset, spec.preset_options, spec.seed)
     if spec.checkpoint is not None:
         load_checkpoint(built, spec.checkpoint)
     actor, critic = built.actor, built.critic
     time_axis = spec.estimator is not None
-    T = spec.time if spec.time is not None else (16 if time_axis else None)
+    T = spec.time if spec.time is not None else (min(DEFAULT_TIME, 2 ** spec.estimator_options["max_steps"]) if time_axis
+                                                 and "max_steps" in spec.estimator_options else (DEFAULT_TIME if time_axis else None))
     if T is not None and T < 2:
         raise BuildError(f"time={T}: use an example horizon of at least 2")
     torch.manual_seed(spec.seed + 1)
