@@ -18,7 +18,11 @@ be created, a shape the graph was specialised to) is a failed row with the messa
 A value passes when ``|x - ref| <= atol + rtol * |ref|`` elementwise. Default tolerances by the
 compared dtype (``rlexport.export.common.DEFAULT_TOLERANCES``): float64 rtol 1e-7 / atol 1e-9,
 float32 rtol 1e-4 / atol 1e-5, float16 5e-3 / 1e-3; integer and bool outputs must be equal.
-An artifact's golden sample carries its own tolerances, which are used unless overridden.
+An artifact's golden sample carries its own tolerances, which are used unless overridden: the
+sample's top-level ``rtol``/``atol``, and per output the ``"tolerance"`` entry that a
+lower-precision export records from how far eager PyTorch in that dtype lands from float64
+(conditioning-aware; docs/design.md, "Golden sample format"). ``validate(module)`` applies the
+same rule to its lower-precision backends.
 """
 
 from __future__ import annotations
@@ -165,6 +169,7 @@ class _Acc:
         if (not ok and row.passed) or (ok == row.passed and max_abs > row.max_abs):
             row.case = case
             row.error = err or row.error
+            row.rtol, row.atol = rtol, atol
         row.max_abs = max(row.max_abs, max_abs)
         row.max_rel = max(row.max_rel, max_rel)
         row.passed = row.passed and ok
@@ -203,6 +208,7 @@ def _validate_artifact(path, inputs, backends, rtol, atol) -> ParityReport:
             raise ValueError(f"backend {b!r} cannot run a {artifact.format} artifact; choose from {artifact.backends()}")
     report = ParityReport(reference="golden sample", source=str(path))
     golden_tol = None
+    case_tols: dict[str, dict[str, tuple[float, float]]] = {}
     if inputs is None:
         try:
             sample = read_golden(artifact.golden_path)
@@ -214,6 +220,7 @@ def _validate_artifact(path, inputs, backends, rtol, atol) -> ParityReport:
                 "(artifacts of one stem share X.json and X.golden: give each format its own name or directory)"
             )
         cases = [(c.name, c.inputs, c.outputs) for c in sample.cases]
+        case_tols = {c.name: c.tolerances for c in sample.cases}
         if sample.kind != "forward":
             raise ValueError(f"{path}: golden sample of kind {sample.kind!r}; validate() checks forward artifacts only")
         golden_tol = (sample.rtol, sample.atol)
@@ -246,7 +253,8 @@ def _validate_artifact(path, inputs, backends, rtol, atol) -> ParityReport:
                 acc.error(backend, f"output {missing[0]!r} missing; the artifact returns {list(out)}", case=name)
                 break
             for key, expected in ref.items():
-                r, a = _tol(expected.dtype, rtol, atol, golden_tol if np.issubdtype(expected.dtype, np.floating) else (0.0, 0.0))
+                default = case_tols.get(name, {}).get(key, golden_tol)  # the output's own entry first
+                r, a = _tol(expected.dtype, rtol, atol, default if np.issubdtype(expected.dtype, np.floating) else (0.0, 0.0))
                 acc.add(backend, key, name, out[key], expected, r, a)
     return report
 
@@ -298,6 +306,15 @@ def _validate_module(module, inputs, backends, rtol, atol, dynamic=True) -> Pari
             names, _ = resolve_outputs(module, len(out), None)
             references.append({n: o.numpy() for n, o in zip(names, out)})
     acc = _Acc(report)
+    eager_tols: dict[str, dict[str, tuple[float, float]]] = {}
+
+    def conditioned(dtype_str: str) -> dict[str, tuple[float, float]]:
+        """Per output ``(rtol, atol)`` for backends computing in ``dtype_str`` (below float64): the
+        defaults widened by how far eager CPU PyTorch in that dtype lands from the reference
+        (``rlexport.export.common.output_tolerance``), as an export's golden sample records them."""
+        if dtype_str not in eager_tols:
+            eager_tols[dtype_str] = _eager_tolerances(module, cases, references, dtype_str)
+        return eager_tols[dtype_str]
 
     def check(backend, run, cast_to):
         for i, c in enumerate(cases):
@@ -309,7 +326,10 @@ def _validate_module(module, inputs, backends, rtol, atol, dynamic=True) -> Pari
                 return
             for key, ref in references[i].items():
                 actual = np.asarray(out[key])
-                r, a = _tol(actual.dtype, rtol, atol) if np.issubdtype(ref.dtype, np.floating) else (0.0, 0.0)
+                if np.issubdtype(ref.dtype, np.floating) and np.issubdtype(actual.dtype, np.floating) and actual.dtype.itemsize < 8:
+                    r, a = _tol(actual.dtype, rtol, atol, conditioned(str(actual.dtype)).get(key))
+                else:
+                    r, a = _tol(actual.dtype, rtol, atol) if np.issubdtype(ref.dtype, np.floating) else (0.0, 0.0)
                 expected = ref.astype(actual.dtype) if np.issubdtype(actual.dtype, np.floating) else ref
                 acc.add(backend, key, name, actual, expected, r, a)
 
@@ -368,6 +388,49 @@ def _validate_module(module, inputs, backends, rtol, atol, dynamic=True) -> Pari
                 continue
             check(backend, lambda inp, run=run: run({k: v.numpy() for k, v in inp.items()}), dtype)
     return report
+
+
+def _eager_tolerances(module, cases, references, dtype_str: str) -> dict[str, tuple[float, float]]:
+    """``{output: (rtol, atol)}`` from eager CPU ``module`` in ``dtype_str`` against the float64
+    ``references`` (max error over the cases); outputs that are not deterministic in float64, or a
+    dtype eager cannot run, keep the defaults (absent from the mapping)."""
+    import torch
+
+    from rlexport.export.common import (
+        as_tuple,
+        cast_example,
+        cast_module,
+        conditioning_errors,
+        merge_errors,
+        output_tolerance,
+        parse_dtype,
+        resolve_outputs,
+    )
+
+    def runner(m):
+        def run(inputs):
+            out = as_tuple(m(**inputs))
+            names, _ = resolve_outputs(module, len(out), None)
+            return dict(zip(names, out))
+
+        return run
+
+    errors: dict[str, float | None] = {}
+    try:
+        tdtype = parse_dtype(dtype_str)
+        low, ref64 = runner(cast_module(module, tdtype)), runner(cast_module(module, torch.float64))
+        for i, (c, refs) in enumerate(zip(cases, references)):
+            ref = {n: torch.as_tensor(np.array(r)) for n, r in refs.items()}  # np.array keeps 0-d arrays 0-d
+            c64 = cast_example(c, torch.float64)
+            merge_errors(errors, conditioning_errors(low, lambda c64=c64: ref64(c64), cast_example(c, tdtype), ref, seed=i))
+    except Exception:  # noqa: BLE001 - no eager kernels in this dtype: defaults
+        return {}
+    out = {}
+    for n, err in errors.items():
+        if err is not None:
+            tol = output_tolerance(dtype_str, err)
+            out[n] = (tol["rtol"], tol["atol"])
+    return out
 
 
 def _export_for(fmt: str, module, example, tmp: Path, dtype, dynamic) -> Path:

@@ -29,10 +29,17 @@ namespace fs = std::filesystem;
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;  // in index.json order
 
+struct Tolerance {
+  double rtol = 0, atol = 0;
+};
+
 struct Case {
   std::string name;
   NamedTensors inputs;
   NamedTensors outputs;
+  // Optional per-output tolerances ("tolerance": {"rtol", "atol"} of an output entry): they
+  // replace the sample's rtol/atol for that output (Sample::tolerance).
+  std::vector<std::pair<std::string, Tolerance>> tolerances;
 };
 
 struct Sample {
@@ -44,6 +51,13 @@ struct Sample {
   std::vector<std::pair<std::string, std::string>> state;  // input name -> output name
   NamedTensors initial_state;
   mini_json::Value index;
+
+  // rtol/atol for `output` of case `c`: its own entry when index.json has one, else the sample's.
+  Tolerance tolerance(const Case& c, const std::string& output) const {
+    for (const auto& [n, t] : c.tolerances)
+      if (n == output) return t;
+    return {rtol, atol};
+  }
 };
 
 inline std::string read_text(const fs::path& p) {
@@ -118,7 +132,11 @@ inline Sample load(const fs::path& golden_dir) {
   s.atol = ix["atol"].num();
   for (const auto& c : ix["cases"].array) {
     const std::string name = c["name"].str();
-    s.cases.push_back({name, read_map(s.dir, c["inputs"], name + " input"), read_map(s.dir, c["outputs"], name + " output")});
+    s.cases.push_back({name, read_map(s.dir, c["inputs"], name + " input"), read_map(s.dir, c["outputs"], name + " output"), {}});
+    for (const auto& [out, entry] : c["outputs"].object) {
+      if (entry.contains("tolerance"))
+        s.cases.back().tolerances.emplace_back(out, Tolerance{entry["tolerance"]["rtol"].num(), entry["tolerance"]["atol"].num()});
+    }
   }
   if (ix.contains("state")) {
     for (const auto& [in, out] : ix["state"].object) s.state.emplace_back(in, out.str());

@@ -6,8 +6,8 @@
 // Loads the artifact named by X.golden/index.json — an AOTInductor package
 // (torch::inductor::AOTIModelPackageLoader) or a TorchScript file (torch::jit::load) — runs
 // every case (a "train_step" sample: the K steps in order, state outputs fed back) and compares
-// every output with rtol/atol from index.json. Exit status 0 when everything matches, 1 on any
-// mismatch, 2 on an error.
+// every output with rtol/atol from index.json (an output's own "tolerance" entry first). Exit
+// status 0 when everything matches, 1 on any mismatch, 2 on an error.
 //
 // Inputs are passed positionally. Their order comes from, first to last: X.json's "input_names"
 // (written beside every rlexport artifact), the AOTInductor call spec's keyword names, the
@@ -213,7 +213,8 @@ static int check(const std::string& arg) {
         ++failures;
         continue;
       }
-      const std::string msg = golden::mismatch(c.name + ": " + name, *got, expected, g.rtol, g.atol);
+      const golden::Tolerance tol = g.tolerance(c, name);  // per-output entry, else the sample's
+      const std::string msg = golden::mismatch(c.name + ": " + name, *got, expected, tol.rtol, tol.atol);
       if (!msg.empty()) {
         std::cerr << "  MISMATCH " << msg << "\n";
         ++failures;

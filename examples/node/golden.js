@@ -67,7 +67,12 @@ function readTensor(goldenDir, entry, name = entry.file) {
 
 function readTensorMap(goldenDir, entries = {}) {
   const out = {};
-  for (const [name, entry] of Object.entries(entries)) out[name] = readTensor(goldenDir, entry, name);
+  for (const [name, entry] of Object.entries(entries)) {
+    out[name] = readTensor(goldenDir, entry, name);
+    // Optional per-output tolerance (conditioning-aware, lower-precision artifacts): it replaces
+    // the sample's top-level rtol/atol for this output; mismatch() applies it.
+    if (entry.tolerance) out[name].tolerance = { rtol: Number(entry.tolerance.rtol), atol: Number(entry.tolerance.atol) };
+  }
   return out;
 }
 
@@ -107,10 +112,12 @@ function loadGolden(goldenDir) {
 
 /**
  * Compare `actual` (TypedArray, dims) with the golden tensor `expected`.
- * Floats: |a - e| <= atol + rtol * |e| elementwise (numpy.allclose; NaN equals NaN).
+ * Floats: |a - e| <= atol + rtol * |e| elementwise (numpy.allclose; NaN equals NaN); a golden
+ * output that carries its own `tolerance` ({rtol, atol} from index.json) uses it instead.
  * int64/int32/bool: exact. Returns null when they match, else a message.
  */
 function mismatch(name, actualData, actualDims, expectedTensor, rtol, atol) {
+  if (expectedTensor.tolerance) ({ rtol, atol } = expectedTensor.tolerance);
   const actual = numbers(actualData, expectedTensor.dtype);
   const expected = { ...expectedTensor, data: numbers(expectedTensor.data, expectedTensor.dtype) };
   const dims = Array.from(actualDims, Number);

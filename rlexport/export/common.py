@@ -71,6 +71,109 @@ def tolerances(dtype: str | torch.dtype) -> tuple[float, float]:
     return DEFAULT_TOLERANCES.get(name, (0.0, 0.0))
 
 
+# Conditioning-aware tolerances (docs/design.md, "Golden sample format"): for an artifact in a
+# dtype below float64, eager PyTorch in that dtype is run on the golden inputs too, and each float
+# output's atol becomes max(default atol, EAGER_ERROR_FACTOR x eager's max abs error against the
+# float64 reference). An ill-conditioned output (a near-zero mean of O(1) normalised advantages)
+# then gets the slack float32 itself needs, and every well-conditioned output keeps the default.
+# One eager run is one draw of the rounding error, which can land near zero by luck: eager is
+# also run on EAGER_JITTER_DRAWS copies of the inputs with their non-integer float values moved by
+# -1, 0 or +1 ulp at random (the size of the rounding the artifact's own kernels add), and the
+# largest error over the runs and the golden cases is the output's eager error.
+# EAGER_ERROR_FACTOR = 8: an artifact computes the same function with other kernels and another
+# summation order, so its error is of eager's size but not equal to it. Measured on ClipPPOLoss
+# with normalised advantages (40 ill-conditioned examples, docs/design.md): ORT error / eager
+# error reached 8.2x the plain eager run's error, 3.3x the jittered estimate; 8 covers that and
+# stays far below what a wrong constant or a swapped output costs.
+EAGER_ERROR_FACTOR = 8.0
+EAGER_JITTER_DRAWS = 3
+
+
+def output_tolerance(dtype: str | torch.dtype, eager_abs_err: float | None) -> dict[str, float]:
+    """``{"rtol", "atol", "eager_abs_err"}`` for one float output of an artifact in ``dtype``.
+
+    ``eager_abs_err``: the largest ``|eager in dtype - float64 reference|`` of this output over the
+    golden cases; ``None`` (or non-finite) when it is not meaningful (float64, an output that is
+    not deterministic): the defaults are kept."""
+    rtol, atol = tolerances(dtype)
+    out = {"rtol": rtol, "atol": atol}
+    if eager_abs_err is not None and math.isfinite(eager_abs_err):
+        out["atol"] = max(atol, EAGER_ERROR_FACTOR * float(eager_abs_err))
+        out["eager_abs_err"] = float(eager_abs_err)
+    return out
+
+
+def ulp_jitter(inputs: Mapping[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """``inputs`` with each non-integer float value moved by -1, 0 or +1 ulp at random; integer,
+    bool and integer-valued float entries (masks, indices, done flags) are left as they are."""
+    out = {}
+    for k, v in inputs.items():
+        if not v.dtype.is_floating_point or v.numel() == 0:
+            out[k] = v
+            continue
+        step = torch.randint(-1, 2, v.shape, generator=generator).to(v.device)
+        inf = torch.full_like(v, math.inf)
+        moved = torch.where(step > 0, torch.nextafter(v, inf), torch.nextafter(v, -inf))
+        keep = (step == 0) | (v == v.round()) | ~v.isfinite()
+        out[k] = torch.where(keep, v, moved)
+    return out
+
+
+def conditioning_errors(
+    run_low: Any,
+    run_reference: Any,
+    inputs: Mapping[str, torch.Tensor],
+    reference: Mapping[str, torch.Tensor],
+    *,
+    seed: int = 0,
+    draws: int | None = None,
+) -> dict[str, float | None]:
+    """Per float output of one case: the largest ``|eager in the low dtype - float64 reference|``
+    over the plain run and ``draws`` ulp-jittered runs of ``run_low`` (``inputs`` in the low
+    dtype -> ``{name: tensor}``). ``None`` for an output that ``run_reference`` (float64, a second
+    time) does not reproduce exactly — a module drawing random numbers — or that eager gets
+    non-finite where the reference is not: such outputs keep the default tolerances."""
+    draws = EAGER_JITTER_DRAWS if draws is None else draws
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        again = run_reference()
+        runs = [run_low(inputs)] + [run_low(ulp_jitter(inputs, gen)) for _ in range(draws)]
+    errors: dict[str, float | None] = {}
+    for name, ref in reference.items():
+        if not ref.dtype.is_floating_point:
+            continue
+        other = again.get(name)
+        if other is None or other.shape != ref.shape or not bool(((other == ref) | (other.isnan() & ref.isnan())).all()):
+            errors[name] = None
+            continue
+        errs = [eager_abs_err(run[name], ref) if name in run else None for run in runs]
+        errors[name] = None if any(e is None for e in errs) else max(errs)
+    return errors
+
+
+def merge_errors(total: dict[str, float | None], case: Mapping[str, float | None]) -> None:
+    """Fold one case's ``conditioning_errors`` into ``total`` (max; ``None`` sticks)."""
+    for name, err in case.items():
+        if name in total and total[name] is None:
+            continue
+        total[name] = None if err is None else max(err, total.get(name) or 0.0)
+
+
+def eager_abs_err(actual: torch.Tensor, reference: torch.Tensor) -> float | None:
+    """``max |actual - reference|`` in float64 (non-finite values equal in both count as 0);
+    ``None`` when the shapes differ or a value is non-finite in only one of them."""
+    if actual.shape != reference.shape:
+        return None
+    if actual.numel() == 0:
+        return 0.0
+    a = actual.detach().to(torch.float64)
+    r = reference.detach().to(torch.float64)
+    same = (a == r) | (a.isnan() & r.isnan())
+    diff = torch.where(same, torch.zeros_like(a), (a - r).abs())
+    err = float(diff.max())
+    return err if math.isfinite(err) else None
+
+
 def dtype_name(dtype: str | torch.dtype) -> str:
     if isinstance(dtype, str):
         return dtype

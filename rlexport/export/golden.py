@@ -7,7 +7,10 @@ Layout (see docs/design.md, "Golden sample format")::
       <case>/<input name>.bin        raw little-endian, C order, no header
       <case>/out.<output name>.bin
 
-Reference outputs are the float64 eager module's, cast to the artifact's dtype.
+Reference outputs are the float64 eager module's, cast to the artifact's dtype. An output entry
+may carry its own ``"tolerance": {"rtol", "atol"}`` (conditioning-aware, see
+``rlexport.export.common.output_tolerance``); it replaces the top-level ``rtol``/``atol`` for that
+output, which stay the defaults for readers that do not know the per-output entry.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class GoldenCase:
     name: str
     inputs: dict[str, np.ndarray]
     outputs: dict[str, np.ndarray]
+    tolerances: dict[str, tuple[float, float]] = field(default_factory=dict)  # per output (rtol, atol)
 
 
 @dataclass
@@ -57,6 +61,10 @@ class GoldenSample:
     state: dict[str, str] = field(default_factory=dict)
     initial_state: dict[str, np.ndarray] = field(default_factory=dict)
     index: dict[str, Any] = field(default_factory=dict)
+
+    def tolerance(self, case: GoldenCase, output: str) -> tuple[float, float]:
+        """``(rtol, atol)`` for ``output`` of ``case``: its own entry if it has one, else the sample's."""
+        return case.tolerances.get(output, (self.rtol, self.atol))
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -106,12 +114,14 @@ def write_golden(
     state: Mapping[str, str] | None = None,
     initial_state: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    tolerances: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
     """Write ``cases`` — ``(name, inputs, outputs)`` with tensors or arrays — as a golden sample.
 
     ``path`` is the ``X.golden`` directory (created; it must not hold another sample). For a
     ``"train_step"`` sample give ``state`` (input name -> output name fed back at the next step)
-    and ``initial_state``; the cases are then the successive steps.
+    and ``initial_state``; the cases are then the successive steps. ``tolerances`` (output name ->
+    ``{"rtol", "atol", ...}``) is written as each case's ``"tolerance"`` entry of that output.
     """
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
@@ -136,12 +146,32 @@ def write_golden(
             {
                 "name": name,
                 "inputs": {n: _write_tensor(root, f"{name}/{_safe(n)}.bin", v) for n, v in inputs.items()},
-                "outputs": {n: _write_tensor(root, f"{name}/out.{_safe(n)}.bin", v) for n, v in outputs.items()},
+                "outputs": {n: _output_entry(root, name, n, v, (tolerances or {}).get(n)) for n, v in outputs.items()},
             }
         )
     index.update(extra or {})
     (root / "index.json").write_text(dumps_json(index, indent=1) + "\n")
     return root
+
+
+def _output_entry(root: Path, case: str, name: str, value: Any, tolerance: Mapping[str, float] | None) -> dict:
+    entry = _write_tensor(root, f"{case}/out.{_safe(name)}.bin", value)
+    if tolerance is not None:
+        entry["tolerance"] = {k: float(v) for k, v in tolerance.items()}
+    return entry
+
+
+def _read_tolerance(root: Path, spec: Any, what: str) -> tuple[float, float] | None:
+    tol = spec.get("tolerance") if isinstance(spec, Mapping) else None
+    if tol is None:
+        return None
+    try:
+        rtol, atol = float(tol["rtol"]), float(tol["atol"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise GoldenError(f"golden sample {root}: bad tolerance for {what}: {tol!r}") from err
+    if not (rtol >= 0 and atol >= 0):
+        raise GoldenError(f"golden sample {root}: negative tolerance for {what}: {tol!r}")
+    return rtol, atol
 
 
 def _read_tensor(root: Path, spec: Mapping[str, Any], what: str) -> np.ndarray:
@@ -198,6 +228,11 @@ def read_golden(path: str | os.PathLike) -> GoldenSample:
                 name=name,
                 inputs={n: _read_tensor(path, s, f"case {name!r} input {n!r}") for n, s in case.get("inputs", {}).items()},
                 outputs={n: _read_tensor(path, s, f"case {name!r} output {n!r}") for n, s in case.get("outputs", {}).items()},
+                tolerances={
+                    n: tol
+                    for n, s in case.get("outputs", {}).items()
+                    if (tol := _read_tolerance(path, s, f"case {name!r} output {n!r}")) is not None
+                },
             )
         )
     if not cases:

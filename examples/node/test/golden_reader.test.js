@@ -65,6 +65,14 @@ test('reads float32, float64, float16, int64, int32, bool', () => {
   assert.match(mismatch('i64', BigInt64Array.from([-(2n ** 40n), 4n]), [2], i64, 1, 1), /1\/2 elements/);
   assert.equal(mismatch('b', [true, false, true], [3], gold.cases[0].outputs.b, 0, 0), null);
 
+  // A per-output "tolerance" entry replaces the sample's rtol/atol for that output.
+  index.cases[0].outputs.f16.tolerance = { rtol: 0, atol: 1e-3 };
+  fs.writeFileSync(path.join(g, 'index.json'), JSON.stringify(index));
+  const tol = loadGolden(g).cases[0].outputs.f16;
+  assert.deepEqual(tol.tolerance, { rtol: 0, atol: 1e-3 });
+  assert.equal(mismatch('f16', Uint16Array.from([0x3c00, 0xc000, 0x3556]), [3], tol, 0, 0), null);
+  assert.match(mismatch('f16', Uint16Array.from([0x3c00, 0xc000, 0x3600]), [3], tol, 1, 1), /atol=0.001/);
+
   // A file whose size disagrees with its shape is an error, not a silent truncation.
   fs.writeFileSync(path.join(g, 'c0', 'i32.bin'), Buffer.alloc(4));
   assert.throws(() => loadGolden(g), /has 4 bytes/);
