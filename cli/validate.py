@@ -30,56 +30,6 @@ def artifact_kind(path: Path) -> str:
     return str(load_artifact(path).meta.get("kind") or "forward")
 
 
-def validate_grad(path: Path, backends, rtol, atol):
-    """A gradient graph against its golden sample (kind ``"grad"``: inputs → outputs, like a forward
-    sample) on every backend that can run it; a ``rlexport.parity.ParityReport``."""
-    from rlexport.export.artifact import BackendUnavailable, load_artifact
-    from rlexport.export.golden import read_golden
-    from rlexport.parity import ParityReport, ParityRow, compare
-
-    artifact = load_artifact(path)
-    wanted = list(backends) if backends else artifact.backends()
-    for b in wanted:
-        if b not in artifact.backends():
-            raise ValueError(f"backend {b!r} cannot run a {artifact.format} artifact; choose from {artifact.backends()}")
-    sample = read_golden(artifact.golden_path)
-    report = ParityReport(reference="golden sample", source=str(path), cases=[c.name for c in sample.cases])
-    r_tol = sample.rtol if rtol is None else rtol
-    a_tol = sample.atol if atol is None else atol
-    for backend in wanted:
-        try:
-            run = artifact.runner(backend)
-        except BackendUnavailable as err:
-            report.skipped[backend] = str(err)
-            continue
-        rows: dict[str, ParityRow] = {}
-        for case in sample.cases:
-            try:
-                out = run(case.inputs)
-            except Exception as err:  # noqa: BLE001 - a backend error is a failed row
-                report.rows.append(ParityRow(backend, "*", float("nan"), float("nan"), r_tol, a_tol, False, case.name,
-                                             str(err).splitlines()[0][:400] if str(err) else type(err).__name__))
-                break
-            for name, want in case.outputs.items():
-                if name not in out:
-                    report.rows.append(ParityRow(backend, name, float("inf"), float("inf"), r_tol, a_tol, False, case.name,
-                                                 f"output {name!r} missing; the artifact returns {list(out)}"))
-                    continue
-                # per-output tolerances where the sample has them (rlexport.export.golden), unless overridden
-                r, a = sample.tolerance(case, name) if hasattr(sample, "tolerance") else (sample.rtol, sample.atol)
-                r, a = (r if rtol is None else rtol), (a if atol is None else atol)
-                mabs, mrel, ok, err = compare(out[name], want, r, a)
-                row = rows.get(name)
-                if row is None:
-                    row = rows[name] = ParityRow(backend, name, mabs, mrel, r, a, ok, case.name, err, str(want.dtype))
-                    report.rows.append(row)
-                    continue
-                if (not ok and row.passed) or (ok == row.passed and mabs > row.max_abs):
-                    row.case, row.error = case.name, err or row.error
-                row.max_abs, row.max_rel, row.passed = max(row.max_abs, mabs), max(row.max_rel, mrel), row.passed and ok
-    return report
-
-
 def train_step_table(report):
     """A ``rich.table.Table`` of a ``TrainStepReport``."""
     from rich.table import Table
@@ -128,10 +78,7 @@ def register(app: typer.Typer) -> None:
         if steps != 20:
             raise UsageError(f"--steps counts train steps; {artifact} is a {kind} artifact")
         try:
-            if kind == "grad":
-                report = validate_grad(artifact, backend, rtol, atol)
-            else:
-                report = validate(artifact, backends=backend or None, rtol=rtol, atol=atol)
+            report = validate(artifact, backends=backend or None, rtol=rtol, atol=atol)
         except (ArtifactError, GoldenError, FileNotFoundError, ValueError, TypeError) as err:
             raise UsageError(str(err)) from err
         console.print(report.table())

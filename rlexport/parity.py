@@ -221,8 +221,12 @@ def _validate_artifact(path, inputs, backends, rtol, atol) -> ParityReport:
             )
         cases = [(c.name, c.inputs, c.outputs) for c in sample.cases]
         case_tols = {c.name: c.tolerances for c in sample.cases}
-        if sample.kind != "forward":
-            raise ValueError(f"{path}: golden sample of kind {sample.kind!r}; validate() checks forward artifacts only")
+        if sample.kind not in ("forward", "grad"):
+            # a train step is a sequence of stateful steps: rlexport.export.validate_train_step
+            raise ValueError(
+                f"{path}: golden sample of kind {sample.kind!r}; validate() checks forward and gradient artifacts "
+                "(train steps: rlexport.export.validate_train_step)"
+            )
         golden_tol = (sample.rtol, sample.atol)
     else:
         cases = [(f"input{i}", _np_inputs(c), None) for i, c in enumerate(_as_cases(inputs))]

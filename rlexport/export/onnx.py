@@ -8,7 +8,6 @@ are named by their labels (``batch``, ``time``) in ONNX ``dim_param``s. ``metada
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 

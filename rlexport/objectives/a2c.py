@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .common import ActorCriticLoss, const
+from .common import ActorCriticLoss
 from .utils import maybe_standardize, reduce_loss
 
 __all__ = ["A2CLoss"]

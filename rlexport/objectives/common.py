@@ -26,21 +26,12 @@ from torch import nn
 
 from rlexport.inputs import check_keywords, check_tensor, choice, constant_like, flatten_key, next_key
 
+import rlexport.value as value_estimators
+from rlexport.value import ValueEstimators, default_value_kwargs
+
 from .utils import GAMMA_LMBDA_DEPREC_ERROR, LOSS_CRITIC_TYPES, REDUCTIONS
 
 __all__ = ["LossModule", "ValueEstimators", "default_value_kwargs"]
-
-
-def _value_module():
-    import rlexport.value as value  # imported lazily: objectives import without it
-
-    return value
-
-
-def __getattr__(name: str):  # ``from rlexport.objectives.common import ValueEstimators``
-    if name in ("ValueEstimators", "default_value_kwargs"):
-        return getattr(_value_module(), name)
-    raise AttributeError(name)
 
 
 class LossModule(nn.Module):
@@ -318,10 +309,9 @@ class LossModule(nn.Module):
         (``state_value``/``next_state_value``, from the critic with detached parameters, as
         TorchRL does), so it holds no copy of the critic.
         """
-        value = _value_module()
         owner = type(self).__name__
         if value_type is None:
-            value_type = getattr(value.ValueEstimators, self.default_value_estimator_name)
+            value_type = getattr(ValueEstimators, self.default_value_estimator_name)
         if isinstance(value_type, nn.Module):
             if hyperparams:
                 raise TypeError(f"{owner}.make_value_estimator: hyper-parameters cannot be given with an estimator instance")
@@ -331,15 +321,15 @@ class LossModule(nn.Module):
             self._value_estimator = value_type(**hyperparams)
             return self
         if isinstance(value_type, str):
-            names = {m.name.lower(): m for m in value.ValueEstimators}
+            names = {m.name.lower(): m for m in ValueEstimators}
             value_type = names.get(value_type.lower(), value_type)
-        if not isinstance(value_type, value.ValueEstimators):
+        if not isinstance(value_type, ValueEstimators):
             raise ValueError(
                 f"{owner}.make_value_estimator: value_type={value_type!r} is not supported; choose one of "
-                f"{[m.name for m in value.ValueEstimators]}"
+                f"{[m.name for m in ValueEstimators]}"
             )
         choice(owner, "value_type", value_type.name, list(self.SUPPORTED_VALUE_ESTIMATORS))
-        hp = dict(value.default_value_kwargs(value_type))
+        hp = dict(default_value_kwargs(value_type))
         hp.update(hyperparams)
         classes = {
             "TD0": "TD0Estimator",
@@ -348,7 +338,7 @@ class LossModule(nn.Module):
             "GAE": "GAE",
             "VTrace": "VTrace",
         }
-        cls = getattr(value, classes[value_type.name])
+        cls = getattr(value_estimators, classes[value_type.name])
         hp.setdefault("value_network", None)
         if value_type.name == "VTrace":
             hp.setdefault("actor_network", getattr(self, "actor_network", None))

@@ -70,7 +70,6 @@ def provider_status(short: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def _probe_model() -> bytes:
-    import onnx
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
