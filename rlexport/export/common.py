@@ -670,12 +670,13 @@ ONNX_METADATA_PREFIX = "rlexport."
 
 
 def set_onnx_metadata(model: Any, metadata: Mapping[str, Any]) -> None:
-    """Replace ``model.metadata_props`` by ``rlexport.<key>`` entries (strings as is, else JSON)."""
+    """Replace ``model.metadata_props`` by ``rlexport.<key>`` entries; every value is JSON (a string
+    too), so a reader in any language parses each entry the same way."""
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key = ONNX_METADATA_PREFIX + key
-        entry.value = value if isinstance(value, str) else dumps_json(value)
+        entry.value = dumps_json(value)
 
 
 def onnx_metadata(props: Mapping[str, str]) -> dict[str, Any]:

@@ -74,10 +74,10 @@ def test_onnx_estimator_round_trip(tmp_path, dtype):
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     props = {p.key: p.value for p in model.metadata_props}
-    assert props["rlexport.class"].endswith("ToyEstimator")
+    assert json.loads(props["rlexport.class"]).endswith("ToyEstimator")
     assert json.loads(props["rlexport.config"]) == {"gamma": 0.9, "time_dim": -2}
     assert json.loads(props["rlexport.out_keys"]) == ["advantage", "value_target"]
-    assert props["rlexport.dtype"] == dtype
+    assert json.loads(props["rlexport.dtype"]) == dtype
     assert json.loads(props["rlexport.dynamic_axes"])["next_reward"] == {"0": "batch", "1": "time"}
     assert "rlexport_version" in " ".join(props) and "torch_version" in " ".join(props)
     shape = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]

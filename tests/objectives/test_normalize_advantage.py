@@ -55,7 +55,7 @@ def test_batch_one_is_not_standardised():
 
 def _export(loss, example):
     """torch.export with the batch dim of every input dynamic (min 1: batch 1 is legal)."""
-    from test_export import Positional
+    from test_objectives_export import Positional
 
     names = list(example)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
