@@ -433,6 +433,7 @@ def _golden_hyperparams(hp: Mapping[str, Tensor], k: int) -> list[dict[str, Tens
 
 def _write_train_golden(fl, layout, gdir, path, axes, hp, init, rtol, atol, k) -> None:
     from rlexport.export.golden import write_golden
+    from rlexport.export.writer import tolerance_rule
 
     dtype = float_dtype(fl)
     gen = torch.Generator().manual_seed(0)
@@ -444,6 +445,7 @@ def _write_train_golden(fl, layout, gdir, path, axes, hp, init, rtol, atol, k) -
     initial.update({layout.state_input(s): init[s] for s in layout.slots})
     initial.update({b: fl.batch[b] for b in layout.loss_state})
     ref = eager_train_steps(fl.module, layout, initial, list(zip(batches, hps)), dtype=torch.float64)
+    tols = _train_tolerances(fl, layout, initial, batches, hps, ref, dtype)
     cases = []
     for i, (size, batch, h, out) in enumerate(zip(sizes, batches, hps, ref)):
         inputs = {HP_PREFIX + n: v for n, v in h.items()}
@@ -451,9 +453,58 @@ def _write_train_golden(fl, layout, gdir, path, axes, hp, init, rtol, atol, k) -
         outputs = {n: (out[n].to(dtype) if out[n].dtype.is_floating_point and n in _float_outputs(layout) else out[n])
                    for n in layout.output_names}
         cases.append((f"step{i}" + (f"_b{size}" if size else ""), inputs, outputs))
+    extra = {"optimizer": layout.optimizer, "reference": "eager torch.optim + clip_grad_norm_, float64"}
+    if tols:
+        extra["tolerance_rule"] = {**tolerance_rule(dtype), "jitter_draws": TRAIN_JITTER_DRAWS,
+                                   "over": "the K steps of the sample (max)"}
     write_golden(gdir, cases, artifact=os.path.basename(os.fspath(path)), kind="train_step", rtol=rtol, atol=atol,
-                 state=layout.state, initial_state=initial,
-                 extra={"optimizer": layout.optimizer, "reference": "eager torch.optim + clip_grad_norm_, float64"})
+                 state=layout.state, initial_state=initial, tolerances=tols, extra=extra)
+
+
+#: Jittered eager runs for a train step's tolerances (forward and gradient goldens: 3,
+#: ``EAGER_JITTER_DRAWS``). Adam's first step ``lr * g / (|g| + eps)`` is ``±lr`` for every
+#: element with ``|g| >> eps``, so a parameter whose gradient is within float32 rounding of zero
+#: moves by ``+lr`` or ``-lr``: its error is ``0`` or ``2 lr`` rather than of a rounding size, and
+#: eager shows it only in a run that flips that element too. With 3 draws the artifact flipped an
+#: element no eager run had in 2 of 8 ill-conditioned ClipPPOLoss exports (spread 1e-4); with 10,
+#: 0 of 32. The K eager steps of a small loss cost little next to the export.
+TRAIN_JITTER_DRAWS = 10
+
+
+def _train_tolerances(fl, layout, initial, batches, hps, ref, dtype) -> dict[str, dict[str, float]]:
+    """Conditioning-aware tolerances of a train-step golden sample below float64 (docs/design.md,
+    "Golden sample format"): the K eager ``torch.optim`` steps are also run in the artifact
+    ``dtype`` (``eager_train_steps``, the float64 reference's code), on the golden initial state and
+    batches and on ulp-jittered copies of them (``conditioning_errors``); per float output (loss
+    outputs, ``grad_norm``, new parameters and optimizer state) the largest error against the
+    float64 reference over the K steps sets ``output_tolerance``. Empty for float64 (defaults)."""
+    from rlexport.export.common import conditioning_errors, merge_errors, output_tolerance
+
+    if not (dtype.is_floating_point and torch.finfo(dtype).bits < 64):
+        return {}
+    floats = _float_outputs(layout)
+    # One flat mapping of what the artifact gets in its dtype (initial state, batches), which
+    # conditioning_errors jitters; hyper-parameters (float64 graph inputs) are kept as they are.
+    flat = {f"init/{n}": v for n, v in initial.items()}
+    flat.update({f"{i}/{n}": v for i, b in enumerate(batches) for n, v in b.items()})
+
+    def steps(x, run_dtype):
+        init = {n: x[f"init/{n}"] for n in initial}
+        seq = [({n: x[f"{i}/{n}"] for n in b}, h) for i, (b, h) in enumerate(zip(batches, hps))]
+        with torch.enable_grad():  # conditioning_errors runs under no_grad; the steps backpropagate
+            out = eager_train_steps(fl.module, layout, init, seq, dtype=run_dtype)
+        return {f"{i}/{n}": t for i, rec in enumerate(out) for n, t in rec.items() if n in floats}
+
+    reference = {f"{i}/{n}": t for i, rec in enumerate(ref) for n, t in rec.items() if n in floats}
+    try:
+        per_step = conditioning_errors(lambda x: steps(x, dtype), lambda: steps(flat, torch.float64), flat, reference,
+                                       draws=TRAIN_JITTER_DRAWS)
+    except Exception:  # noqa: BLE001 - no eager kernels in this dtype: keep the defaults
+        return {}
+    errors: dict[str, float | None] = {}
+    for i in range(len(ref)):
+        merge_errors(errors, {n: per_step[f"{i}/{n}"] for n in layout.output_names if f"{i}/{n}" in per_step})
+    return {n: output_tolerance(dtype, err) for n, err in errors.items()}
 
 
 def _float_outputs(layout: TrainStepLayout) -> set[str]:
