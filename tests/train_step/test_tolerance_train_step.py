@@ -26,7 +26,6 @@ F32_RTOL, F32_ATOL = DEFAULT_TOLERANCES["float32"]
 
 
 def _ill_conditioned(seed=1, spread=1e-4):
-    pytest.importorskip("rlexport.objectives")
     from rlexport.export.build import BuildSpec, build_module
 
     built = build_module(
@@ -126,3 +125,22 @@ def test_float64_goldens_are_unchanged(tmp_path):
         index = _index(path)
         assert "tolerance_rule" not in index
         assert not any("tolerance" in e for c in index["cases"] for e in c["outputs"].values())
+
+
+def test_validate_train_step_uses_the_recorded_tolerances(tmp_path):
+    """``validate_train_step`` (``rlexport validate`` on a train step) runs 10 fresh steps in ORT
+    and in eager float32: with default bounds each output's bound is at least the golden sample's
+    recorded atol, so a correct ill-conditioned artifact passes; explicit bounds are used as given."""
+    from rlexport.export.golden import read_golden
+    from rlexport.export.train_step import validate_train_step
+
+    loss, example = _ill_conditioned(seed=0, spread=1e-3)
+    path = tmp_path / "step.onnx"
+    export_train_step(loss, example, path)
+    sample = read_golden(tmp_path / "step.golden")
+    widened = max(sample.tolerance(c, "loss_objective")[1] for c in sample.cases)
+    assert widened > F32_ATOL
+    report = validate_train_step(path, k=10)
+    assert report.passed, report.failures
+    strict = validate_train_step(path, k=10, atol=F32_ATOL, rtol=F32_RTOL)
+    assert strict.atol_params == F32_ATOL and strict.rtol_outputs == F32_RTOL
