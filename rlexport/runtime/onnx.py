@@ -125,7 +125,7 @@ def explain_session_error(message: str, provider: str = "cpu", dtype: str | None
     return message.strip()
 
 
-_NP_OF_ORT = {
+NUMPY_DTYPE_OF_ORT_TYPE = {
     "tensor(float)": np.float32,
     "tensor(double)": np.float64,
     "tensor(float16)": np.float16,
@@ -148,7 +148,7 @@ def run_session(session, inputs: Mapping[str, Any], output_names: Sequence[str] 
         if hasattr(value, "detach"):
             value = value.detach().cpu().numpy()
         arr = np.asarray(value)
-        want = _NP_OF_ORT.get(expected[name].type)
+        want = NUMPY_DTYPE_OF_ORT_TYPE.get(expected[name].type)
         if want is not None and arr.dtype != want:
             raise TypeError(f"input {name!r} has dtype {arr.dtype} but the graph expects {expected[name].type}")
         feed[name] = np.ascontiguousarray(arr)

@@ -25,15 +25,7 @@ from torch import nn
 from rlexport.export.grad import PARAM_PREFIX, golden_dir, read_metadata
 from rlexport.export.train_step import GRAD_NORM, HP_PREFIX, TrainStepLayout
 from rlexport.inputs import check_keywords
-
-_NP = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(bool)": np.bool_,
-}
+from rlexport.runtime.onnx import NUMPY_DTYPE_OF_ORT_TYPE
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -76,7 +68,7 @@ class OnnxTrainer:
                 opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.session = ort.InferenceSession(self.path, sess_options=opts,
                                             providers=list(providers) if providers else ["CPUExecutionProvider"])
-        self._in_dtype = {i.name: _NP.get(i.type) for i in self.session.get_inputs()}
+        self._in_dtype = {i.name: NUMPY_DTYPE_OF_ORT_TYPE.get(i.type) for i in self.session.get_inputs()}
         self._output_names = [o.name for o in self.session.get_outputs()]
         self._state_map = dict(self.meta["state"])  # input -> output
         self._batch_names = [b for b in self.layout.batch if b not in self.layout.loss_state]
