@@ -96,8 +96,7 @@ class A2CLoss(ActorCriticLoss):
     def _required_inputs(self, given: Mapping) -> list[str]:
         keys = [*self._actor_in_keys, self._k("action")]
         if given.get(self._k("advantage")) is None:
-            keys += [self._nk("reward"), self._nk("done"), self._nk("terminated")]
-            keys += self._critic_in_keys + ["next_" + k for k in self._critic_in_keys]
+            keys += self._estimator_inputs(current_critic_inputs=True)
             return keys
         if self.critic_coeff is not None:
             keys += [*self._critic_in_keys, self._k("value_target")]
@@ -107,8 +106,7 @@ class A2CLoss(ActorCriticLoss):
 
     def _optional_inputs(self, given: Mapping) -> list[str]:
         keys = [self._k("advantage"), self._k("value_target"), self._k("value")]
-        keys += [self._nk("reward"), self._nk("done"), self._nk("terminated")]
-        keys += self._critic_in_keys + ["next_" + k for k in self._critic_in_keys]
+        keys += self._estimator_inputs(current_critic_inputs=True)
         keys += [self.ENTROPY_NOISE, "entropy_coeff", "critic_coeff"]
         if self.clip_value is not None:
             keys.append("clip_value")

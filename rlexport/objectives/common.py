@@ -133,6 +133,15 @@ class LossModule(nn.Module):
         """The keyword name of ``("next", tensor key name)``."""
         return next_key(getattr(self._tensor_keys, name))
 
+    def _estimator_inputs(self, *, current_critic_inputs: bool) -> list[str]:
+        """What the in-graph value estimator reads when no advantage is given: the next reward,
+        done and terminated flags, the critic's inputs (the current ones too if asked) and their
+        ``next_`` twins."""
+        keys = [self._nk("reward"), self._nk("done"), self._nk("terminated")]
+        if current_critic_inputs:
+            keys += self._critic_in_keys
+        return keys + ["next_" + k for k in self._critic_in_keys]
+
     # ---------------------------------------------------------------- inputs and outputs
     def _required_inputs(self, given: Mapping[str, Any]) -> list[str]:
         raise NotImplementedError

@@ -119,8 +119,7 @@ class PPOLoss(ActorCriticLoss):
             if self.critic_network is None:
                 # TorchRL: "Critic network is not specified, cannot compute advantage within forward."
                 return keys + [self._k("advantage")]
-            keys += [self._nk("reward"), self._nk("done"), self._nk("terminated")]
-            keys += self._critic_in_keys + ["next_" + k for k in self._critic_in_keys]
+            keys += self._estimator_inputs(current_critic_inputs=True)
             return keys
         if self._has_critic:
             keys += [*self._critic_in_keys, self._k("value_target")]
@@ -131,8 +130,7 @@ class PPOLoss(ActorCriticLoss):
     def _optional_inputs(self, given: Mapping) -> list[str]:
         keys = [self._k("advantage"), self._k("value_target"), self._k("value")]
         if self.critic_network is not None:
-            keys += [self._nk("reward"), self._nk("done"), self._nk("terminated")]
-            keys += self._critic_in_keys + ["next_" + k for k in self._critic_in_keys]
+            keys += self._estimator_inputs(current_critic_inputs=True)
         keys += [self.ENTROPY_NOISE, "entropy_coeff"]
         if self._has_critic:
             keys.append("critic_coeff")

@@ -62,8 +62,7 @@ class ReinforceLoss(ActorCriticLoss):
     def _required_inputs(self, given: Mapping) -> list[str]:
         keys = [*self._actor_in_keys, self._k("action"), *self._critic_in_keys]
         if given.get(self._k("advantage")) is None:
-            keys += [self._nk("reward"), self._nk("done"), self._nk("terminated")]
-            return keys + ["next_" + k for k in self._critic_in_keys]
+            return keys + self._estimator_inputs(current_critic_inputs=False)
         keys.append(self._k("value_target"))
         if self.clip_value is not None:
             keys.append(self._k("value"))
@@ -71,8 +70,7 @@ class ReinforceLoss(ActorCriticLoss):
 
     def _optional_inputs(self, given: Mapping) -> list[str]:
         keys = [self._k("advantage"), self._k("value_target"), self._k("value")]
-        keys += [self._nk("reward"), self._nk("done"), self._nk("terminated")]
-        keys += ["next_" + k for k in self._critic_in_keys]
+        keys += self._estimator_inputs(current_critic_inputs=False)
         return keys + (["clip_value"] if self.clip_value is not None else [])
 
     def _default_out_keys(self) -> list[str]:
