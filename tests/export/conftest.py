@@ -1,17 +1,12 @@
-import importlib.util
+"""The ``run_cli`` fixture: the real ``rlexport`` entry point, in-process."""
+
 import sys
-import types
 
 import pytest
 
 
 def _cli_main():
-    """``rlexport.cli.app.main``; command modules other engineers have not landed yet are stubbed."""
-    for name in ("rlexport.cli.demo", "rlexport.cli.check_estimator"):
-        if name not in sys.modules and importlib.util.find_spec(name) is None:
-            stub = types.ModuleType(name)
-            stub.register = lambda app: None
-            sys.modules[name] = stub
+    """``rlexport.cli.app.main``: the real console entry point."""
     from rlexport.cli import app
 
     return app.main

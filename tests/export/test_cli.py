@@ -7,7 +7,7 @@ import json
 import onnx
 import pytest
 import torch
-from export_toys import ToyEstimator, ToyLoss, estimator_example, loss_example
+from export_toys import ToyEstimator, ToyLoss, estimator_example, loss_example, swap_onnx_outputs
 
 from rlexport.export import export_onnx
 
@@ -45,14 +45,7 @@ def test_validate_perturbed_constant_exit_1_names_output(run_cli, tmp_path):
 
 def test_validate_swapped_outputs_exit_1(run_cli, tmp_path):
     path = export_onnx(ToyEstimator(), estimator_example(), tmp_path / "e.onnx")
-    model = onnx.load(str(path))
-    swap = {"advantage": "value_target", "value_target": "advantage"}
-    for node in model.graph.node:
-        for field in (node.input, node.output):
-            for i, name in enumerate(field):
-                if name in swap:
-                    field[i] = swap[name]
-    onnx.save(model, str(path))
+    swap_onnx_outputs(path, "advantage", "value_target")
     code, out = run_cli("validate", path)
     assert code == 1 and "'advantage'" in out
 
@@ -86,16 +79,7 @@ def test_inspect(run_cli, good_onnx, tmp_path):
     assert code == 2
 
 
-def _have_presets_and_losses():
-    try:
-        from rlexport.models.presets import get_preset  # noqa: F401
-        from rlexport.objectives import A2CLoss  # noqa: F401
-    except ImportError:
-        pytest.skip("presets/losses not landed")
-
-
 def test_to_onnx_and_export_from_preset(run_cli, tmp_path):
-    _have_presets_and_losses()
     out_path = tmp_path / "a2c.onnx"
     code, out = run_cli("to-onnx", "--preset", "cartpole", "--loss", "a2c", "--entropy-coeff", "0.02",
                         "--out", out_path, "--out-keys", "loss_objective,loss_critic", "--batch", "4")
@@ -112,7 +96,6 @@ def test_to_onnx_and_export_from_preset(run_cli, tmp_path):
 
 
 def test_to_onnx_usage_errors(run_cli, tmp_path):
-    _have_presets_and_losses()
     cases = [
         (["--preset", "cartpole", "--loss", "nope"], "choose one of"),
         (["--preset", "nope", "--loss", "a2c"], "preset"),
@@ -133,7 +116,6 @@ def test_to_onnx_usage_errors(run_cli, tmp_path):
 
 
 def test_to_onnx_from_checkpoint(run_cli, tmp_path):
-    _have_presets_and_losses()
     from rlexport.export import read_golden
     from rlexport.models.presets import get_preset
 

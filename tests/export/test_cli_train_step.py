@@ -8,13 +8,6 @@ import shutil
 
 import numpy as np
 import onnx
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def _presets():
-    pytest.importorskip("rlexport.models.presets")
-    pytest.importorskip("rlexport.objectives")
 
 
 def _tamper(src, dst_dir):
@@ -151,12 +144,3 @@ def test_usage_errors_exit_2(run_cli, tmp_path):
     for flag in ("--train-step", "--grad"):
         code, out = run_cli("export", "--format", "pt2", "--preset", "cartpole", "--loss", "a2c", flag)
         assert code == 2 and "ONNX graph only" in out, out
-
-
-def test_validate_bad_input_exit_2(run_cli, tmp_path):
-    code, out = run_cli("validate", tmp_path / "missing.onnx")
-    assert code == 2 and "no such file" in out
-    junk = tmp_path / "junk.onnx"
-    junk.write_text("not a model")
-    code, out = run_cli("validate", junk)
-    assert code == 2, out

@@ -19,6 +19,8 @@ from rlexport.export import export_onnx, read_golden, write_golden
 from rlexport.export.common import DEFAULT_TOLERANCES, EAGER_ERROR_FACTOR, output_tolerance
 from rlexport.parity import validate
 
+from export_toys import swap_onnx_outputs
+
 F32_RTOL, F32_ATOL = DEFAULT_TOLERANCES["float32"]
 
 
@@ -112,14 +114,7 @@ def test_swapped_outputs_of_the_same_loss_still_fail(exported, tmp_path):
     path = tmp_path / "loss.onnx"
     shutil.copy(exported, path)
     shutil.copytree(exported.parent / "loss.golden", tmp_path / "loss.golden")
-    model = onnx.load(str(path))
-    rename = {"loss_critic": "entropy", "entropy": "loss_critic"}
-    for node in model.graph.node:
-        for field in (node.input, node.output):
-            for i, name in enumerate(field):
-                if name in rename:
-                    field[i] = rename[name]
-    onnx.save(model, str(path))
+    swap_onnx_outputs(path, "loss_critic", "entropy")
     report = validate(path)
     assert {r.output for r in report.failures} == {"loss_critic", "entropy"}
 

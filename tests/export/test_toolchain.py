@@ -9,7 +9,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from export_toys import LoopEstimator, SoftplusModule, ToyEstimator, ToyLoss, estimator_example, loss_example
+from export_toys import (
+    LoopEstimator,
+    SoftplusModule,
+    ToyEstimator,
+    ToyLoss,
+    estimator_example,
+    loss_example,
+    swap_onnx_outputs,
+)
 
 from rlexport.export import (
     ExportError,
@@ -204,18 +212,6 @@ def _perturb_initializer(path):
     onnx.save(model, str(path))
 
 
-def _swap_outputs(path, a, b):
-    """Rename a <-> b everywhere in the nodes: graph output ``a`` now carries ``b``'s values."""
-    model = onnx.load(str(path))
-    rename = {a: b, b: a}
-    for node in model.graph.node:
-        for field in (node.input, node.output):
-            for i, name in enumerate(field):
-                if name in rename:
-                    field[i] = rename[name]
-    onnx.save(model, str(path))
-
-
 def test_validate_catches_perturbed_constant(tmp_path):
     path = export_onnx(ToyLoss(), loss_example(), tmp_path / "l.onnx")
     _perturb_initializer(path)
@@ -228,7 +224,7 @@ def test_validate_catches_perturbed_constant(tmp_path):
 
 def test_validate_catches_swapped_outputs(tmp_path):
     path = export_onnx(ToyEstimator(), estimator_example(), tmp_path / "e.onnx")
-    _swap_outputs(path, "advantage", "value_target")
+    swap_onnx_outputs(path, "advantage", "value_target")
     report = validate(path)
     assert {r.output for r in report.failures} == {"advantage", "value_target"}
     assert "'advantage'" in report.summary()

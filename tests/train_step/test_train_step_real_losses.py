@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-objectives = pytest.importorskip("rlexport.objectives")
-presets = pytest.importorskip("rlexport.models.presets")
-
-from rlexport.export.train_step import export_train_step, validate_train_step  # noqa: E402
+import rlexport.models.presets as presets
+import rlexport.objectives as objectives
+from rlexport.export.train_step import export_train_step, validate_train_step
 
 HP = {"lr": 3e-3, "max_grad_norm": 0.5, "eps": 1e-5}
 
