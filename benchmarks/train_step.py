@@ -28,21 +28,12 @@ import torch  # noqa: E402
 
 
 def build(batch: int, seed: int = 0):
-    from rlexport.models.presets import get_preset
-    from rlexport.objectives import ClipPPOLoss
+    """ClipPPOLoss of the mujoco preset (IndependentNormal) and a batch with advantages given."""
+    from rlexport.export.build import BuildSpec, build_module
 
-    ac = get_preset("mujoco").build()
-    loss = ClipPPOLoss(ac.actor, ac.critic, clip_epsilon=0.2, entropy_coeff=0.0)
-    data = ac.example_inputs(batch, log_prob_key="sample_log_prob")
-    g = torch.Generator().manual_seed(seed)
-    example = {
-        "observation": data["observation"],
-        "action": data["action"],
-        "sample_log_prob": data["sample_log_prob"],
-        "advantage": torch.randn(batch, 1, generator=g),
-        "value_target": torch.randn(batch, 1, generator=g),
-    }
-    return loss, example
+    built = build_module(BuildSpec(preset="mujoco", loss="clip-ppo", batch=batch, seed=seed,
+                                   options={"clip_epsilon": 0.2, "entropy_coeff": 0.0}))
+    return built.module, built.example
 
 
 def resample(example, n, seed):

@@ -44,22 +44,12 @@ TRAIN_STEPS = 4  # K recorded update steps in the train-step golden sample
 
 
 def ppo_loss():
-    from rlexport.models.presets import get_preset
-    from rlexport.objectives import ClipPPOLoss
+    """ClipPPOLoss of the cartpole preset and a batch with advantages given (GAE is its own graph)."""
+    from rlexport.export.build import BuildSpec, build_module
 
-    ac = get_preset("cartpole").build()
-    loss = ClipPPOLoss(ac.actor, ac.critic, clip_epsilon=0.2, entropy_coeff=0.01)
-    data = ac.example_inputs(BATCH, log_prob_key="sample_log_prob")
-    g = torch.Generator().manual_seed(1)
-    # Advantages and value targets as inputs (GAE is its own graph below).
-    example = {
-        "observation": data["observation"],
-        "action": data["action"],
-        "sample_log_prob": data["sample_log_prob"],
-        "advantage": torch.randn(BATCH, 1, generator=g),
-        "value_target": torch.randn(BATCH, 1, generator=g),
-    }
-    return loss, example
+    built = build_module(BuildSpec(preset="cartpole", loss="clip-ppo", batch=BATCH, seed=1,
+                                   options={"clip_epsilon": 0.2, "entropy_coeff": 0.01}))
+    return built.module, built.example
 
 
 def gae_example(batch: int, horizon: int, seed: int = 0) -> dict[str, torch.Tensor]:
