@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlexport.inputs import check_keywords, check_tensor, choice, constant_like, flatten_key, next_key
+from rlexport.inputs import check_keywords, check_tensor, choice, constant_like, flatten_key, is_plain_eager, next_key
 
 import rlexport.value as value_estimators
 from rlexport.value import ValueEstimators, default_value_kwargs
@@ -264,6 +264,23 @@ class LossModule(nn.Module):
         if value is None:
             value = getattr(self, name)
         return const(value, like)
+
+    def _times_hyper(self, name: str, inputs: Mapping[str, Any], tensor: torch.Tensor, *, negate: bool = False) -> torch.Tensor:
+        """``tensor * h`` (``tensor * -h`` with ``negate``) for hyper-parameter ``h`` = ``name``.
+
+        With the module's float (no keyword input): a factor of exactly 1 is left out (``x * 1``
+        is ``x``), and a plain eager call multiplies by the Python number (the same product as by
+        a 0-d tensor of ``tensor``'s dtype, without building one).
+        """
+        value = inputs.get(name)
+        if value is None:
+            value = getattr(self, name)
+            if value == 1.0 and not negate:
+                return tensor
+            if is_plain_eager(tensor):
+                return tensor * (-value if negate else value)
+        factor = const(value, tensor)
+        return tensor * (-factor if negate else factor)
 
     def forward(self, *args: Any, **kwargs: torch.Tensor):
         """``loss(**tensors) -> tuple`` in ``out_keys`` order.
@@ -533,7 +550,7 @@ class ActorCriticLoss(LossModule):
                 self.loss_critic_type,
             )
         if coeff_name is not None:
-            loss_value = self._hyper(coeff_name, inputs, loss_value) * loss_value
+            loss_value = self._times_hyper(coeff_name, inputs, loss_value)
         return loss_value, clip_fraction
 
     def _check_advantage(self, advantage: torch.Tensor, log_weight: torch.Tensor) -> None:

@@ -163,8 +163,10 @@ class PPOLoss(ActorCriticLoss):
     # ---------------------------------------------------------------- data path
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         advantage, value_target, state_value, old_value = self._advantage(inputs)
-        log_weight, dist, kl_approx = self._log_weight(inputs, advantage)
-        out = {"loss_objective": -(log_weight.exp() * advantage), "kl_approx": kl_approx.detach().mean()}
+        log_weight, dist = self._log_weight(inputs, advantage)
+        # -(r * A) written as r * (-A): the same numbers, one autograd node fewer
+        out = {"loss_objective": log_weight.exp() * -advantage}
+        out.update(self._kl_approx(log_weight, wanted))
         out.update(self._entropy_terms(dist, inputs))
         out.update(self._critic_terms(inputs, state_value, value_target, old_value, wanted))
         return self._reduce(out)
@@ -177,8 +179,7 @@ class PPOLoss(ActorCriticLoss):
         return advantage, value_target, state_value, old_value
 
     def _log_weight(self, inputs: Mapping[str, torch.Tensor], advantage: torch.Tensor):
-        """``log pi(a|s) - sample_log_prob`` (``[*batch, 1]``), the distribution, and TorchRL's
-        ``kl_approx`` (``sample_log_prob - log pi(a|s)``, ``[*batch, 1]``)."""
+        """``log pi(a|s) - sample_log_prob`` (``[*batch, 1]``) and the distribution."""
         owner = type(self).__name__
         key = self._k("sample_log_prob")
         prev_log_prob = check_tensor(owner, key, inputs[key], floating=True)
@@ -193,7 +194,15 @@ class PPOLoss(ActorCriticLoss):
             )
         log_weight = (log_prob - prev_log_prob).unsqueeze(-1)
         self._check_advantage(advantage, log_weight)
-        return log_weight, dist, (prev_log_prob - log_prob).unsqueeze(-1)
+        return log_weight, dist
+
+    @staticmethod
+    def _kl_approx(log_weight: torch.Tensor, wanted: frozenset[str]) -> dict[str, torch.Tensor]:
+        """TorchRL's ``kl_approx = mean(sample_log_prob - log pi(a|s))`` when it is wanted;
+        ``-mean(log_weight)`` is the same number (negation is exact)."""
+        if "kl_approx" not in wanted:
+            return {}
+        return {"kl_approx": -log_weight.detach().mean()}
 
     def _entropy_terms(self, dist, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not self.entropy_bonus:
@@ -201,7 +210,7 @@ class PPOLoss(ActorCriticLoss):
         entropy = self._entropy(dist, inputs).unsqueeze(-1)
         return {
             "entropy": entropy.detach().mean(),
-            "loss_entropy": -self._hyper("entropy_coeff", inputs, entropy) * entropy,
+            "loss_entropy": self._times_hyper("entropy_coeff", inputs, entropy, negate=True),
         }
 
     def _critic_terms(self, inputs, state_value, value_target, old_value, wanted) -> dict[str, torch.Tensor]:
@@ -300,18 +309,17 @@ class ClipPPOLoss(PPOLoss):
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         advantage, value_target, state_value, old_value = self._advantage(inputs)
-        log_weight, dist, kl_approx = self._log_weight(inputs, advantage)
+        log_weight, dist = self._log_weight(inputs, advantage)
 
         ratio = log_weight.exp()
-        gain1 = ratio * advantage
         log_weight_clip = log_weight.clamp(*self._clip_bounds(inputs, log_weight))
         clip_fraction = (log_weight_clip != log_weight).to(log_weight.dtype).mean()
-        gain2 = log_weight_clip.exp() * advantage
-        out = {
-            "loss_objective": -torch.minimum(gain1, gain2),
-            "clip_fraction": clip_fraction,
-            "kl_approx": kl_approx.detach().mean(),
-        }
+        # -min(r * A, clip(r) * A) written as max(r * (-A), clip(r) * (-A)): the same numbers
+        # (negation is exact), one autograd node fewer
+        neg_advantage = -advantage
+        loss_objective = torch.maximum(ratio * neg_advantage, log_weight_clip.exp() * neg_advantage)
+        out = {"loss_objective": loss_objective, "clip_fraction": clip_fraction}
+        out.update(self._kl_approx(log_weight, wanted))
         out.update(self._entropy_terms(dist, inputs))
         out.update(self._critic_terms(inputs, state_value, value_target, old_value, wanted))
         out.update(self._ratio_diagnostics(log_weight.detach(), wanted, ratio.detach()))
@@ -323,9 +331,13 @@ class ClipPPOLoss(PPOLoss):
         ``exp`` when already computed)."""
         out = {}
         if "ESS" in wanted:
+            # TorchRL's exp(2 logsumexp(lw) - logsumexp(2 lw)) = (sum w)^2 / sum w^2, computed
+            # with w = exp(lw - max lw) in (0, 1] (no overflow; two reductions instead of two
+            # logsumexp); the same number within float rounding
             lw = log_weight.squeeze(-1)
-            ess = (2 * lw.logsumexp(0) - (2 * lw).logsumexp(0)).exp()
-            out["ESS"] = ess / lw.shape[0]
+            w = (lw - lw.amax(0)).exp()
+            total = w.sum(0)
+            out["ESS"] = total * total / (w * w).sum(0) / lw.shape[0]
         if "max_ratio" in wanted or "mean_ratio" in wanted:
             if ratio is None:
                 ratio = log_weight.exp()
@@ -414,15 +426,13 @@ class KLPENPPOLoss(PPOLoss):
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         previous_dist = self._previous_dist(inputs)
         advantage, value_target, state_value, old_value = self._advantage(inputs)
-        log_weight, dist, kl_approx = self._log_weight(inputs, advantage)
+        log_weight, dist = self._log_weight(inputs, advantage)
 
         kl = self._kl(previous_dist, dist, inputs).unsqueeze(-1)
         beta = self._hyper("beta", inputs, kl)
-        out = {
-            "loss_objective": -(log_weight.exp() * advantage - beta * kl),
-            "kl": kl.detach(),
-            "kl_approx": kl_approx.detach().mean(),
-        }
+        # -(r * A - beta * KL) written as beta * KL - r * A: the same numbers, one node fewer
+        out = {"loss_objective": beta * kl - log_weight.exp() * advantage, "kl": kl.detach()}
+        out.update(self._kl_approx(log_weight, wanted))
         out.update(self._entropy_terms(dist, inputs))
         out.update(self._critic_terms(inputs, state_value, value_target, old_value, wanted))
         out["beta_next"] = self._beta_next(beta.detach(), kl.detach().mean())

@@ -195,7 +195,10 @@ def test_distributions_and_actor_export():
     names = [f"f32/{n}" for n in NAMES] + [f"f64/{n}" for n in NAMES]
     assert len(eager) == len(names)
     for name, e, x in zip(names, eager, ep.module()(*other)):
-        torch.testing.assert_close(x, e, rtol=0, atol=0, msg=name)
+        # a plain eager call uses torch's fused softplus where the traced graph keeps the
+        # ONNX-friendly decomposition: the two agree within a few ulp, not bit for bit
+        ulp = torch.finfo(e.dtype).eps if e.is_floating_point() else 0
+        torch.testing.assert_close(x, e, rtol=4 * ulp, atol=4 * ulp, msg=name)
     for prefix in ("f32", "f64"):
         lp = eager[names.index(f"{prefix}/tanh.log_prob")]
         assert torch.isfinite(lp).all()  # a value exactly at the bound is clamped, as TorchRL
