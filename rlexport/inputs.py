@@ -126,6 +126,8 @@ def constant_like(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tens
     fresh constant is made every time.
     """
     if isinstance(value, torch.Tensor):
+        if value.dtype == like.dtype and value.device == like.device:
+            return value
         return value.to(dtype=like.dtype, device=like.device)
     if not is_plain_eager(like):
         return torch.tensor(value, dtype=like.dtype, device=like.device)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 
 from .common import ActorCriticLoss
-from .utils import maybe_standardize, reduce_loss
+from .utils import maybe_standardize
 
 __all__ = ["A2CLoss"]
 
@@ -138,13 +138,13 @@ class A2CLoss(ActorCriticLoss):
             advantage = maybe_standardize(advantage, self.normalize_advantage_exclude_dims)
 
         dist = self._get_dist(inputs)
-        log_prob = self._log_prob(dist, inputs).unsqueeze(-1)
-        self._check_advantage(advantage, log_prob)
+        log_prob = self._log_prob(dist, inputs)  # [*batch]: actor terms are batch-shaped
+        advantage = self._batch_shaped_advantage(advantage, log_prob)
         # -(log_prob * A) written as log_prob * (-A): the same numbers, one autograd node fewer
         out = {"loss_objective": log_prob * -advantage}
 
         if self.entropy_bonus:
-            entropy = self._entropy(dist, inputs).unsqueeze(-1)
+            entropy = self._entropy(dist, inputs)
             out["entropy"] = entropy.detach().mean()
             out["loss_entropy"] = self._times_hyper("entropy_coeff", inputs, entropy, negate=True)
         if has_critic:
@@ -152,4 +152,4 @@ class A2CLoss(ActorCriticLoss):
             out["loss_critic"] = loss_critic
             if clip_fraction is not None:
                 out["value_clip_fraction"] = clip_fraction
-        return {k: (reduce_loss(v, self.reduction) if k.startswith("loss_") else v) for k, v in out.items()}
+        return self._reduce(out)

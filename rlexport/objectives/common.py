@@ -29,7 +29,7 @@ from rlexport.inputs import check_keywords, check_tensor, choice, constant_like,
 import rlexport.value as value_estimators
 from rlexport.value import ValueEstimators, default_value_kwargs
 
-from .utils import GAMMA_LMBDA_DEPREC_ERROR, LOSS_CRITIC_TYPES, REDUCTIONS
+from .utils import GAMMA_LMBDA_DEPREC_ERROR, LOSS_CRITIC_TYPES, REDUCTIONS, reduce, reduce_loss
 
 __all__ = ["LossModule", "ValueEstimators", "default_value_kwargs"]
 
@@ -553,11 +553,35 @@ class ActorCriticLoss(LossModule):
             loss_value = self._times_hyper(coeff_name, inputs, loss_value)
         return loss_value, clip_fraction
 
+    def _batch_shaped_advantage(self, advantage: torch.Tensor, log_prob: torch.Tensor) -> torch.Tensor:
+        """The advantage ``[*batch, 1]`` as ``[*batch]``, the log-prob's shape (checked, no broadcast).
+
+        The actor terms are computed batch-shaped: TorchRL unsqueezes the log-prob to
+        ``[*batch, 1]`` and squeezes every reduced ``loss_*`` output back, which for
+        ``reduction="none"`` cancels and for a mean or sum does not change the number; leaving
+        both out spares an autograd node per term.
+        """
+        self._check_advantage_shape(advantage, (*log_prob.shape, 1))
+        return advantage.squeeze(-1)
+
+    def _reduce(self, out: dict[str, torch.Tensor], trailing_dim: frozenset[str] = frozenset({"loss_critic"})) -> dict[str, torch.Tensor]:
+        """Reduce every ``loss_*`` output by ``reduction``. Actor terms are batch-shaped; the
+        outputs named in ``trailing_dim`` keep the value's ``[*batch, 1]`` and drop that dim after
+        the reduction, as TorchRL does."""
+        reduction = self.reduction
+        return {
+            k: (v if not k.startswith("loss_") else reduce_loss(v, reduction) if k in trailing_dim else reduce(v, reduction))
+            for k, v in out.items()
+        }
+
     def _check_advantage(self, advantage: torch.Tensor, log_weight: torch.Tensor) -> None:
         """The advantage must have the log-prob's shape with a trailing dim of 1 (no broadcast)."""
-        if tuple(advantage.shape) != tuple(log_weight.shape):
+        self._check_advantage_shape(advantage, tuple(log_weight.shape))
+
+    def _check_advantage_shape(self, advantage: torch.Tensor, expected: tuple[int, ...]) -> None:
+        if tuple(advantage.shape) != expected:
             raise ValueError(
                 f"{type(self).__name__}: {self._k('advantage')!r} has shape {list(advantage.shape)} but the "
                 f"log-probability of {self._k('action')!r} with a trailing dim of 1 has shape "
-                f"{list(log_weight.shape)}; they must match (batch shape + (1,))"
+                f"{list(expected)}; they must match (batch shape + (1,))"
             )

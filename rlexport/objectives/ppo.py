@@ -16,7 +16,7 @@ import torch
 from rlexport.inputs import check_tensor, is_plain_eager
 
 from .common import ActorCriticLoss, const
-from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, reduce_loss, sample_and_log_prob
+from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, sample_and_log_prob
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 
@@ -163,7 +163,7 @@ class PPOLoss(ActorCriticLoss):
     # ---------------------------------------------------------------- data path
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         advantage, value_target, state_value, old_value = self._advantage(inputs)
-        log_weight, dist = self._log_weight(inputs, advantage)
+        log_weight, advantage, dist = self._log_weight(inputs, advantage)
         # -(r * A) written as r * (-A): the same numbers, one autograd node fewer
         out = {"loss_objective": log_weight.exp() * -advantage}
         out.update(self._kl_approx(log_weight, wanted))
@@ -179,7 +179,8 @@ class PPOLoss(ActorCriticLoss):
         return advantage, value_target, state_value, old_value
 
     def _log_weight(self, inputs: Mapping[str, torch.Tensor], advantage: torch.Tensor):
-        """``log pi(a|s) - sample_log_prob`` (``[*batch, 1]``) and the distribution."""
+        """``log pi(a|s) - sample_log_prob`` and the advantage, both batch-shaped ``[*batch]``
+        (the advantage comes in as ``[*batch, 1]``), and the distribution."""
         owner = type(self).__name__
         key = self._k("sample_log_prob")
         prev_log_prob = check_tensor(owner, key, inputs[key], floating=True)
@@ -192,9 +193,7 @@ class PPOLoss(ActorCriticLoss):
                 f"{owner}: {key!r} has shape {list(prev_log_prob.shape)} but the log-probability of "
                 f"{self._k('action')!r} under the actor has shape {list(log_prob.shape)}; they must match"
             )
-        log_weight = (log_prob - prev_log_prob).unsqueeze(-1)
-        self._check_advantage(advantage, log_weight)
-        return log_weight, dist
+        return log_prob - prev_log_prob, self._batch_shaped_advantage(advantage, log_prob), dist
 
     @staticmethod
     def _kl_approx(log_weight: torch.Tensor, wanted: frozenset[str]) -> dict[str, torch.Tensor]:
@@ -207,7 +206,7 @@ class PPOLoss(ActorCriticLoss):
     def _entropy_terms(self, dist, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not self.entropy_bonus:
             return {}
-        entropy = self._entropy(dist, inputs).unsqueeze(-1)
+        entropy = self._entropy(dist, inputs)
         return {
             "entropy": entropy.detach().mean(),
             "loss_entropy": self._times_hyper("entropy_coeff", inputs, entropy, negate=True),
@@ -226,9 +225,6 @@ class PPOLoss(ActorCriticLoss):
         if self.log_explained_variance and "explained_variance" in wanted:
             out["explained_variance"] = explained_variance(value_target, state_value)
         return out
-
-    def _reduce(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: (reduce_loss(v, self.reduction) if k.startswith("loss_") else v) for k, v in out.items()}
 
 
 class ClipPPOLoss(PPOLoss):
@@ -309,7 +305,7 @@ class ClipPPOLoss(PPOLoss):
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         advantage, value_target, state_value, old_value = self._advantage(inputs)
-        log_weight, dist = self._log_weight(inputs, advantage)
+        log_weight, advantage, dist = self._log_weight(inputs, advantage)
 
         ratio = log_weight.exp()
         log_weight_clip = log_weight.clamp(*self._clip_bounds(inputs, log_weight))
@@ -334,10 +330,9 @@ class ClipPPOLoss(PPOLoss):
             # TorchRL's exp(2 logsumexp(lw) - logsumexp(2 lw)) = (sum w)^2 / sum w^2, computed
             # with w = exp(lw - max lw) in (0, 1] (no overflow; two reductions instead of two
             # logsumexp); the same number within float rounding
-            lw = log_weight.squeeze(-1)
-            w = (lw - lw.amax(0)).exp()
+            w = (log_weight - log_weight.amax(0)).exp()
             total = w.sum(0)
-            out["ESS"] = total * total / (w * w).sum(0) / lw.shape[0]
+            out["ESS"] = total * total / (w * w).sum(0) / log_weight.shape[0]
         if "max_ratio" in wanted or "mean_ratio" in wanted:
             if ratio is None:
                 ratio = log_weight.exp()
@@ -426,12 +421,12 @@ class KLPENPPOLoss(PPOLoss):
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         previous_dist = self._previous_dist(inputs)
         advantage, value_target, state_value, old_value = self._advantage(inputs)
-        log_weight, dist = self._log_weight(inputs, advantage)
+        log_weight, advantage, dist = self._log_weight(inputs, advantage)
 
-        kl = self._kl(previous_dist, dist, inputs).unsqueeze(-1)
+        kl = self._kl(previous_dist, dist, inputs)
         beta = self._hyper("beta", inputs, kl)
         # -(r * A - beta * KL) written as beta * KL - r * A: the same numbers, one node fewer
-        out = {"loss_objective": beta * kl - log_weight.exp() * advantage, "kl": kl.detach()}
+        out = {"loss_objective": beta * kl - log_weight.exp() * advantage, "kl": kl.detach().unsqueeze(-1)}
         out.update(self._kl_approx(log_weight, wanted))
         out.update(self._entropy_terms(dist, inputs))
         out.update(self._critic_terms(inputs, state_value, value_target, old_value, wanted))
