@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlexport.inputs import NestedKey, check_keywords, check_tensor, choice, constant_like, flatten_key, is_plain_eager
+from rlexport.inputs import NestedKey, check_keywords, check_tensor, choice, constant_like, flatten_key
 from rlexport.modules.distributions import (
     Categorical,
     Delta,
@@ -103,10 +103,7 @@ class NormalParamExtractor(nn.Module):
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         tensor, *others = tensors
         loc, scale = tensor.chunk(2, -1)
-        scale = self.scale_mapping(scale)
-        # a plain eager call clamps at the Python number (the same bound, a lighter backward)
-        lower = self.scale_lb if is_plain_eager(scale) else constant_like(self.scale_lb, scale)
-        scale = torch.clamp(scale, min=lower)
+        scale = torch.clamp(self.scale_mapping(scale), min=constant_like(self.scale_lb, scale))
         return (loc, scale, *others)
 
     def extra_repr(self) -> str:

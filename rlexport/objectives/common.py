@@ -24,12 +24,30 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlexport.inputs import check_keywords, check_tensor, choice, constant_like, flatten_key, is_plain_eager, next_key
+from rlexport.inputs import (
+    check_keywords,
+    check_same_shape,
+    check_tensor,
+    choice,
+    constant_like,
+    flatten_key,
+    is_plain_eager,
+    next_key,
+)
 
 import rlexport.value as value_estimators
 from rlexport.value import ValueEstimators, default_value_kwargs
 
-from .utils import GAMMA_LMBDA_DEPREC_ERROR, LOSS_CRITIC_TYPES, REDUCTIONS, reduce, reduce_loss
+from .utils import (
+    GAMMA_LMBDA_DEPREC_ERROR,
+    LOSS_CRITIC_TYPES,
+    REDUCTIONS,
+    clip_value_loss,
+    distance_loss,
+    reduce,
+    reduce_loss,
+    sample_and_log_prob,
+)
 
 __all__ = ["LossModule", "ValueEstimators", "default_value_kwargs"]
 
@@ -265,6 +283,11 @@ class LossModule(nn.Module):
             value = getattr(self, name)
         return const(value, like)
 
+    def _unit_factor(self, name: str | None, inputs: Mapping[str, Any]) -> bool:
+        """Whether multiplying by hyper-parameter ``name`` is the identity (no such factor, or
+        the module's float 1.0 with no keyword input overriding it)."""
+        return name is None or (inputs.get(name) is None and getattr(self, name) == 1.0)
+
     def _times_hyper(self, name: str, inputs: Mapping[str, Any], tensor: torch.Tensor, *, negate: bool = False) -> torch.Tensor:
         """``tensor * h`` (``tensor * -h`` with ``negate``) for hyper-parameter ``h`` = ``name``.
 
@@ -272,11 +295,11 @@ class LossModule(nn.Module):
         is ``x``), and a plain eager call multiplies by the Python number (the same product as by
         a 0-d tensor of ``tensor``'s dtype, without building one).
         """
+        if not negate and self._unit_factor(name, inputs):
+            return tensor
         value = inputs.get(name)
         if value is None:
             value = getattr(self, name)
-            if value == 1.0 and not negate:
-                return tensor
             if is_plain_eager(tensor):
                 return tensor * (-value if negate else value)
         factor = const(value, tensor)
@@ -385,8 +408,6 @@ class LossModule(nn.Module):
         terminated = inputs.get(self._nk("terminated"), done)
         check_tensor(owner, self._nk("done"), done, boolean=True)
         check_tensor(owner, self._nk("terminated"), terminated, boolean=True)
-        from rlexport.inputs import check_same_shape
-
         check_same_shape(
             owner,
             {
@@ -515,8 +536,6 @@ class ActorCriticLoss(LossModule):
         if hasattr(dist, "rsample_log_prob"):  # the draws' log-prob without the actions
             log_prob = dist.rsample_log_prob((self.samples_mc_entropy,), noise=noise)
         else:
-            from .utils import sample_and_log_prob
-
             _, log_prob = sample_and_log_prob(dist, (self.samples_mc_entropy,), noise, reparameterize=True)
         return -log_prob.mean(0)
 
@@ -528,16 +547,18 @@ class ActorCriticLoss(LossModule):
         old_state_value: torch.Tensor | None,
         coeff_name: str | None = "critic_coeff",
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Unreduced critic loss (times ``critic_coeff``) and the value clip fraction."""
-        from rlexport.inputs import check_same_shape
-
-        from .utils import clip_value_loss, distance_loss
-
-        owner = type(self).__name__
-        shapes = {self._k("value_target"): value_target, self._k("value") + " (critic output)": state_value}
-        if old_state_value is not None:
-            shapes[self._k("value")] = old_state_value
-        check_same_shape(owner, shapes)
+        """Critic loss (times ``critic_coeff``) and the value clip fraction. Unreduced, except
+        when nothing comes between the distance and the reduction (no value clipping, a factor of
+        1): then already reduced (0-d), which :meth:`_reduce` passes through."""
+        shape = value_target.shape
+        if state_value.shape != shape or (old_state_value is not None and old_state_value.shape != shape):
+            shapes = {self._k("value_target"): value_target, self._k("value") + " (critic output)": state_value}
+            if old_state_value is not None:
+                shapes[self._k("value")] = old_state_value
+            check_same_shape(type(self).__name__, shapes)  # raises, naming both shapes
+        if self.clip_value is None and self.reduction != "none" and self._unit_factor(coeff_name, inputs):
+            # nothing between the distance and the reduction: reduce inside the loss kernel
+            return distance_loss(value_target, state_value, self.loss_critic_type, reduction=self.reduction), None
         loss_value = distance_loss(value_target, state_value, self.loss_critic_type)
         clip_fraction = None
         if self.clip_value is not None:
@@ -570,7 +591,11 @@ class ActorCriticLoss(LossModule):
         the reduction, as TorchRL does."""
         reduction = self.reduction
         return {
-            k: (v if not k.startswith("loss_") else reduce_loss(v, reduction) if k in trailing_dim else reduce(v, reduction))
+            k: (
+                v if not k.startswith("loss_") or (v.ndim == 0 and reduction != "none")  # already reduced
+                else reduce_loss(v, reduction) if k in trailing_dim
+                else reduce(v, reduction)
+            )
             for k, v in out.items()
         }
 

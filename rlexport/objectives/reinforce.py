@@ -7,7 +7,6 @@ from collections.abc import Mapping
 import torch
 
 from .common import ActorCriticLoss
-from .utils import reduce_loss
 
 __all__ = ["ReinforceLoss"]
 
@@ -91,4 +90,4 @@ class ReinforceLoss(ActorCriticLoss):
         out["loss_value"] = loss_value
         if clip_fraction is not None:
             out["value_clip_fraction"] = clip_fraction
-        return {k: (reduce_loss(v, self.reduction) if k.startswith("loss_") else v) for k, v in out.items()}
+        return self._reduce(out, trailing_dim=frozenset({"loss_actor", "loss_value"}))
