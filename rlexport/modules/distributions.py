@@ -211,10 +211,12 @@ class Categorical(Distribution):
             raise ValueError(f"{type(self).__name__}: pass exactly one of 'logits' or 'probs'")
         if logits is not None:
             logits = check_tensor(type(self).__name__, "logits", logits, floating=True)
-            # one fused kernel (and one backward node) instead of torch's
-            # ``logits - logits.logsumexp(-1, keepdim=True)``: the same value within an ulp
+            # torch computes ``logits - logits.logsumexp(-1, keepdim=True)`` and ``softmax`` of
+            # that; ``log_softmax`` and its ``exp`` are the same numbers within a few ulp, with
+            # fewer kernels, and none that starts a thread pool at small batch sizes (softmax and
+            # logsumexp do: an OpenMP wake-up per call with two threads)
             self.logits = torch.log_softmax(logits, dim=-1)
-            self.probs = torch.softmax(self.logits, dim=-1)
+            self.probs = self.logits.exp()
         else:
             probs = check_tensor(type(self).__name__, "probs", probs, floating=True)
             self.probs = probs / probs.sum(-1, keepdim=True)

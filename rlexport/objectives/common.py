@@ -264,17 +264,18 @@ class LossModule(nn.Module):
         return cached[1]
 
     def _config_token(self) -> tuple:
-        """What the accepted inputs depend on besides the keys (options that can be reassigned)."""
-        return (getattr(self, "clip_value", None), getattr(self, "critic_coeff", None), getattr(self, "critic_network", None) is None)
+        """What the accepted inputs depend on besides the keys (options that can be reassigned).
+        Read from the instance dicts directly: this runs on every call."""
+        options = self.__dict__
+        return (options.get("clip_value"), options.get("critic_coeff"), self._modules.get("critic_network") is None)
 
     def _check_inputs(self, kwargs: Mapping[str, Any]) -> None:
-        owner = type(self).__name__
         required, optional, accepted = self._input_names_entry(kwargs)
         if not (kwargs.keys() <= accepted and all(kwargs.get(k) is not None for k in required)):
-            check_keywords(owner, kwargs, required, optional)  # raises, naming the keys
+            check_keywords(type(self).__name__, kwargs, required, optional)  # raises, naming the keys
         for name, value in kwargs.items():
             if value is not None and not isinstance(value, torch.Tensor):
-                check_tensor(owner, name, value)  # raises
+                check_tensor(type(self).__name__, name, value)  # raises
 
     def _hyper(self, name: str, inputs: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
         """Hyper-parameter ``name`` as a tensor of ``like``'s dtype: the keyword input if given."""
@@ -442,6 +443,8 @@ def _module_in_keys(module: nn.Module, default: tuple[str, ...] = ("observation"
     keys = getattr(module, "in_keys", None)
     if keys is None:
         return list(default)
+    if type(keys) is list and all(type(k) is str for k in keys):  # rlexport's own modules
+        return keys
     return [flatten_key(k) for k in keys]
 
 
@@ -473,11 +476,12 @@ class ActorCriticLoss(LossModule):
         return _module_in_keys(self.critic_network)
 
     def _get_dist(self, inputs: Mapping[str, torch.Tensor]):
-        return self.actor_network.get_dist(**{k: inputs[k] for k in self._actor_in_keys})
+        actor = self.actor_network
+        return actor.get_dist(**{k: inputs[k] for k in _module_in_keys(actor)})
 
     def _call_critic(self, inputs: Mapping[str, torch.Tensor], prefix: str = "", detach_shared: bool = False) -> torch.Tensor:
         critic = self.critic_network
-        tensors = {k: inputs[prefix + k] for k in self._critic_in_keys}
+        tensors = {k: inputs[prefix + k] for k in _module_in_keys(critic)}
         if detach_shared and self._critic_shared_params:
             params = {
                 name: (p.detach() if name in self._critic_shared_params else p)
