@@ -267,15 +267,36 @@ class LossModule(nn.Module):
         """What the accepted inputs depend on besides the keys (options that can be reassigned).
         Read from the instance dicts directly: this runs on every call."""
         options = self.__dict__
-        return (options.get("clip_value"), options.get("critic_coeff"), self._modules.get("critic_network") is None)
+        return (
+            options.get("clip_value"), options.get("critic_coeff"), options.get("entropy_bonus"),
+            self._modules.get("critic_network") is None,
+        )
 
-    def _check_inputs(self, kwargs: Mapping[str, Any]) -> None:
+    def _check_inputs(self, kwargs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Refuse missing, unknown and non-tensor inputs by name; the inputs without ``None``s."""
         required, optional, accepted = self._input_names_entry(kwargs)
         if not (kwargs.keys() <= accepted and all(kwargs.get(k) is not None for k in required)):
             check_keywords(type(self).__name__, kwargs, required, optional)  # raises, naming the keys
+        for value in kwargs.values():
+            if type(value) is not torch.Tensor:  # a None, a tensor subclass or a bad value
+                break
+        else:
+            return kwargs
         for name, value in kwargs.items():
             if value is not None and not isinstance(value, torch.Tensor):
                 check_tensor(type(self).__name__, name, value)  # raises
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+    def _out_keys_entry(self) -> tuple[tuple[str, ...], frozenset[str]]:
+        """``out_keys`` as a tuple and a set, cached per (selection, configuration)."""
+        selected = self._selected_out_keys
+        cache_key = (None if selected is None else tuple(selected), self._config_token())
+        cached = self.__dict__.get("_out_keys_cache")
+        if cached is None or cached[0] != cache_key:
+            keys = tuple(self.out_keys)
+            cached = (cache_key, (keys, frozenset(keys)))
+            self.__dict__["_out_keys_cache"] = cached
+        return cached[1]
 
     def _hyper(self, name: str, inputs: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
         """Hyper-parameter ``name`` as a tensor of ``like``'s dtype: the keyword input if given."""
@@ -321,19 +342,17 @@ class LossModule(nn.Module):
                 f"{type(self).__name__}.forward takes keyword tensors only (or one TensorDict); "
                 f"expected keywords: {self.accepted_keys}"
             )
-        self._check_inputs(kwargs)
-        inputs = {k: v for k, v in kwargs.items() if v is not None}
-        keys = self.out_keys
-        outputs = self._compute(inputs, frozenset(keys))
-        return tuple(outputs[k] for k in keys)
+        inputs = self._check_inputs(kwargs)
+        keys, wanted = self._out_keys_entry()
+        outputs = self._compute(inputs, wanted)
+        return tuple([outputs[k] for k in keys])
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def compute_all(self, **kwargs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every available output as a dict, in TorchRL's TensorDict order (eager helper)."""
-        self._check_inputs(kwargs)
-        inputs = {k: v for k, v in kwargs.items() if v is not None}
+        inputs = self._check_inputs(kwargs)
         outputs = self._compute(inputs, frozenset(self._all_out_keys()))
         return {k: outputs[k] for k in self._all_out_keys() if k in outputs}
 

@@ -451,10 +451,9 @@ class KLPENPPOLoss(PPOLoss):
 
     def forward_and_update(self, **kwargs: torch.Tensor):
         """``forward`` then :meth:`update_beta` with its ``beta_next``: TorchRL's stateful behaviour."""
-        self._check_inputs(kwargs)
-        inputs = {k: v for k, v in kwargs.items() if v is not None}
-        keys = self.out_keys
-        outputs = self._compute(inputs, frozenset(keys) | {"beta_next"})
+        inputs = self._check_inputs(kwargs)
+        keys, wanted = self._out_keys_entry()
+        outputs = self._compute(inputs, wanted | {"beta_next"})
         self.update_beta(outputs["beta_next"])
         return tuple(outputs[k] for k in keys)
 
