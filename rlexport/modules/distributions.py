@@ -11,8 +11,9 @@ Each class follows the numbers of its TorchRL 0.14.1 / ``torch.distributions`` c
   ``sample(sample_shape, noise=u)``; without ``noise`` the torch RNG is used (eager only);
 - every constant is a tensor of the parameters' dtype (``rlexport.inputs.constant_like``), so a
   float64 graph stays float64 in ONNX;
-- ``atanh`` is ``0.5*(log1p(y) - log1p(-y))`` and ``softplus`` is ``relu(x) + log1p(exp(-|x|))``:
-  ONNX Runtime's CPU provider has no float64 ``Atanh``/``Softplus`` kernels.
+- ``atanh`` is ``0.5*(log1p(y) - log1p(-y))`` and ``softplus`` is ``relu(x) + log1p(exp(-|x|))``
+  in traced graphs: ONNX Runtime's CPU provider has no float64 ``Atanh``/``Softplus`` kernels
+  (a plain eager call uses torch's fused kernels: the same numbers within a few ulp).
 
 Shapes: ``batch_shape`` is the parameters' shape without the event dims; samples are
 ``sample_shape + batch_shape + event_shape``; ``log_prob`` and ``entropy`` are
@@ -70,7 +71,10 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 def atanh(y: torch.Tensor) -> torch.Tensor:
-    """``atanh(y)`` as ``0.5*(log1p(y) - log1p(-y))`` (no ONNX ``Atanh`` node)."""
+    """``atanh(y)`` as ``0.5*(log1p(y) - log1p(-y))`` (no ONNX ``Atanh`` node); a plain eager
+    call uses ``torch.atanh`` (one kernel, what TorchRL's ``safeatanh`` calls)."""
+    if is_plain_eager(y):
+        return torch.atanh(y)
     return constant_like(0.5, y) * (torch.log1p(y) - torch.log1p(-y))
 
 
