@@ -210,7 +210,10 @@ class ProbabilisticActor(nn.Module):
 
     def dist_params(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{out_key: tensor}`` as returned by the wrapped module."""
-        out = _as_tuple(self.module(*self._inputs(inputs)))
+        return self._params(self.module(*self._inputs(inputs)))
+
+    def _params(self, module_output: Any) -> dict[str, torch.Tensor]:
+        out = _as_tuple(module_output)
         if len(out) < len(self.out_keys):
             raise ValueError(
                 f"{type(self).__name__}: the module returned {len(out)} tensor(s) but out_keys "
@@ -225,6 +228,14 @@ class ProbabilisticActor(nn.Module):
     def get_dist(self, **inputs: torch.Tensor):
         """The action distribution at ``inputs``."""
         return self.build_dist(self.dist_params(**inputs))
+
+    def get_dist_from(self, inputs: Mapping[str, Any]):
+        """:meth:`get_dist` reading the ``in_keys`` from a mapping that may hold other entries
+        too (a loss's whole keyword input): no per-call keyword dict."""
+        args = [inputs.get(k) for k in self.in_keys]
+        if not all(type(a) is torch.Tensor for a in args):  # a missing key, a None or a subclass
+            args = self._inputs({k: inputs.get(k) for k in self.in_keys})  # raises, naming the key
+        return self.build_dist(self._params(self.module(*args)))
 
     def _action(self, dist, noise):
         if noise is not None:

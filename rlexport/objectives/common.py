@@ -496,6 +496,8 @@ class ActorCriticLoss(LossModule):
 
     def _get_dist(self, inputs: Mapping[str, torch.Tensor]):
         actor = self.actor_network
+        if hasattr(actor, "get_dist_from"):  # rlexport's ProbabilisticActor
+            return actor.get_dist_from(inputs)
         return actor.get_dist(**{k: inputs[k] for k in _module_in_keys(actor)})
 
     def _call_critic(self, inputs: Mapping[str, torch.Tensor], prefix: str = "", detach_shared: bool = False) -> torch.Tensor:
