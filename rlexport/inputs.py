@@ -9,7 +9,8 @@ expected, the shapes involved. Checks look only at names, shapes and dtypes (sta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -103,11 +104,32 @@ _CONSTANTS: dict[tuple, torch.Tensor] = {}
 _CONSTANTS_MAX = 4096
 
 
+_GRAPH_SEMANTICS_DEPTH = [0]
+
+
+@contextlib.contextmanager
+def graph_semantics() -> Iterator[None]:
+    """Inside, eager calls compute exactly what a traced graph computes.
+
+    rlexport's modules take a few eager-only shortcuts (fused ``softplus``/``atanh`` kernels,
+    cached constants) that agree with the exported decompositions within a few ulp. That is
+    enough for one forward pass, but a reference for many optimizer steps (Adam divides by
+    ``sqrt(v)``) amplifies ulp-level differences, so the validators run their eager reference
+    in here: :func:`is_plain_eager` is ``False`` and the eager ops are the graph's, op for op.
+    """
+    _GRAPH_SEMANTICS_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        _GRAPH_SEMANTICS_DEPTH[0] -= 1
+
+
 def is_plain_eager(like: torch.Tensor) -> bool:
-    """A plain eager call: a real tensor, no tracer (dynamo, jit.trace) and no dispatch mode
-    (fake tensors, make_fx, functionalization) active."""
+    """A plain eager call: a real tensor, no tracer (dynamo, jit.trace), no dispatch mode
+    (fake tensors, make_fx, functionalization) active, and not inside :func:`graph_semantics`."""
     return (
         type(like) is torch.Tensor
+        and not _GRAPH_SEMANTICS_DEPTH[0]
         and not torch._C._len_torch_dispatch_stack()
         and not torch._C._is_tracing()
         and not torch.compiler.is_compiling()

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from rlexport.export import optim as fopt
+from rlexport.inputs import graph_semantics
 from rlexport.export.grad import (
     NEW_PREFIX,
     PARAM_PREFIX,
@@ -223,7 +224,14 @@ def eager_train_steps(
 
     Starts from ``initial_state`` (graph names: ``param.*``, optimizer state, loss state) on a copy
     of ``loss`` (cast to ``dtype`` if given). Returns, per step, every graph output by name.
+    Runs under :func:`rlexport.inputs.graph_semantics`: the exported computation op for op (a
+    multi-step reference amplifies the ulp-level differences of eager-only fused kernels).
     """
+    with graph_semantics():
+        return _eager_train_steps(loss, layout, initial_state, steps, dtype=dtype)
+
+
+def _eager_train_steps(loss, layout, initial_state, steps, *, dtype):
     model = copy.deepcopy(loss)
     if dtype is not None:
         model = model.to(dtype)

@@ -573,16 +573,23 @@ class ActorCriticLoss(LossModule):
         coeff_name: str | None = "critic_coeff",
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Critic loss (times ``critic_coeff``) and the value clip fraction. Unreduced, except
-        when nothing comes between the distance and the reduction (no value clipping, a factor of
-        1): then already reduced (0-d), which :meth:`_reduce` passes through."""
+        in a plain eager call when nothing comes between the distance and the reduction (no value
+        clipping, a factor of 1): then already reduced (0-d), which :meth:`_reduce` passes
+        through."""
         shape = value_target.shape
         if state_value.shape != shape or (old_state_value is not None and old_state_value.shape != shape):
             shapes = {self._k("value_target"): value_target, self._k("value") + " (critic output)": state_value}
             if old_state_value is not None:
                 shapes[self._k("value")] = old_state_value
             check_same_shape(type(self).__name__, shapes)  # raises, naming both shapes
-        if self.clip_value is None and self.reduction != "none" and self._unit_factor(coeff_name, inputs):
-            # nothing between the distance and the reduction: reduce inside the loss kernel
+        if (
+            self.clip_value is None and self.reduction != "none" and self._unit_factor(coeff_name, inputs)
+            and is_plain_eager(state_value)
+        ):
+            # nothing between the distance and the reduction: an eager call reduces inside the
+            # loss kernel (the same value; its backward scales by 1/N where a separate mean
+            # divides by N, an ulp apart). Graphs keep the separate mean, as the runtimes'
+            # decompositions of the fused backward differ.
             return distance_loss(value_target, state_value, self.loss_critic_type, reduction=self.reduction), None
         loss_value = distance_loss(value_target, state_value, self.loss_critic_type)
         clip_fraction = None
