@@ -122,7 +122,7 @@ def main() -> None:
             for batch in args.batches:
                 data = make_data(kind, batch, ours_nets[0])
                 td = TensorDict({k: v for k, v in data.items()}, batch_size=[batch])
-                reps = 200 if batch <= 64 else (40 if batch <= 4096 else 8)
+                reps = 200 if batch <= 64 else (40 if batch <= 4096 else 16)
                 for name in args.losses:
                     ours = getattr(ro, name)(*ours_nets)
                     kwargs = {k: v for k, v in data.items() if k in ours.accepted_keys}
