@@ -252,15 +252,26 @@ class LossModule(nn.Module):
 
     def _input_names_entry(self, kwargs: Mapping[str, Any]) -> tuple[list[str], list[str], frozenset[str]]:
         """``(required, optional, accepted)``, cached per (advantage given, keys, configuration)."""
+        return self._call_plan(kwargs)[:3]
+
+    def _call_plan(self, kwargs: Mapping[str, Any]) -> tuple:
+        """``(required, optional, accepted, out_keys, wanted)`` for a call with ``kwargs``: they
+        depend on whether the advantage is given, the keys, the configuration and the selected
+        outputs, and are cached per those (one check per call)."""
         keys = self._tensor_keys
         has_adv = kwargs.get(flatten_key(keys.advantage)) is not None
-        cache_key = (has_adv, tuple(vars(keys).values()), self._config_token())
-        cached = self.__dict__.get("_input_names_cache")
+        selected = self._selected_out_keys
+        cache_key = (
+            has_adv, tuple(vars(keys).values()), self._config_token(), None if selected is None else tuple(selected),
+        )
+        cached = self.__dict__.get("_call_plan_cache")
         if cached is None or cached[0] != cache_key:
             given = {self._k("advantage"): True} if has_adv else {}
             required, optional = self._required_inputs(given), self._optional_inputs(given)
-            cached = (cache_key, (required, optional, frozenset(required) | frozenset(optional)))
-            self.__dict__["_input_names_cache"] = cached
+            out_keys = tuple(self.out_keys)
+            plan = (required, optional, frozenset(required) | frozenset(optional), out_keys, frozenset(out_keys))
+            cached = (cache_key, plan)
+            self.__dict__["_call_plan_cache"] = cached
         return cached[1]
 
     def _config_token(self) -> tuple:
@@ -272,9 +283,9 @@ class LossModule(nn.Module):
             self._modules.get("critic_network") is None,
         )
 
-    def _check_inputs(self, kwargs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def _check_inputs(self, kwargs: dict[str, Any], plan: tuple | None = None) -> dict[str, torch.Tensor]:
         """Refuse missing, unknown and non-tensor inputs by name; the inputs without ``None``s."""
-        required, optional, accepted = self._input_names_entry(kwargs)
+        required, optional, accepted = (plan or self._call_plan(kwargs))[:3]
         if not (kwargs.keys() <= accepted and all(kwargs.get(k) is not None for k in required)):
             check_keywords(type(self).__name__, kwargs, required, optional)  # raises, naming the keys
         for value in kwargs.values():
@@ -286,17 +297,6 @@ class LossModule(nn.Module):
             if value is not None and not isinstance(value, torch.Tensor):
                 check_tensor(type(self).__name__, name, value)  # raises
         return {k: v for k, v in kwargs.items() if v is not None}
-
-    def _out_keys_entry(self) -> tuple[tuple[str, ...], frozenset[str]]:
-        """``out_keys`` as a tuple and a set, cached per (selection, configuration)."""
-        selected = self._selected_out_keys
-        cache_key = (None if selected is None else tuple(selected), self._config_token())
-        cached = self.__dict__.get("_out_keys_cache")
-        if cached is None or cached[0] != cache_key:
-            keys = tuple(self.out_keys)
-            cached = (cache_key, (keys, frozenset(keys)))
-            self.__dict__["_out_keys_cache"] = cached
-        return cached[1]
 
     def _hyper(self, name: str, inputs: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
         """Hyper-parameter ``name`` as a tensor of ``like``'s dtype: the keyword input if given."""
@@ -342,8 +342,9 @@ class LossModule(nn.Module):
                 f"{type(self).__name__}.forward takes keyword tensors only (or one TensorDict); "
                 f"expected keywords: {self.accepted_keys}"
             )
-        inputs = self._check_inputs(kwargs)
-        keys, wanted = self._out_keys_entry()
+        plan = self._call_plan(kwargs)
+        inputs = self._check_inputs(kwargs, plan)
+        keys, wanted = plan[3:]
         outputs = self._compute(inputs, wanted)
         return tuple([outputs[k] for k in keys])
 

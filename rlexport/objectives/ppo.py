@@ -451,8 +451,9 @@ class KLPENPPOLoss(PPOLoss):
 
     def forward_and_update(self, **kwargs: torch.Tensor):
         """``forward`` then :meth:`update_beta` with its ``beta_next``: TorchRL's stateful behaviour."""
-        inputs = self._check_inputs(kwargs)
-        keys, wanted = self._out_keys_entry()
+        plan = self._call_plan(kwargs)
+        inputs = self._check_inputs(kwargs, plan)
+        keys, wanted = plan[3:]
         outputs = self._compute(inputs, wanted | {"beta_next"})
         self.update_beta(outputs["beta_next"])
         return tuple(outputs[k] for k in keys)
