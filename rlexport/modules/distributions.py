@@ -11,9 +11,11 @@ Each class follows the numbers of its TorchRL 0.14.1 / ``torch.distributions`` c
   ``sample(sample_shape, noise=u)``; without ``noise`` the torch RNG is used (eager only);
 - every constant is a tensor of the parameters' dtype (``rlexport.inputs.constant_like``), so a
   float64 graph stays float64 in ONNX;
-- ``atanh`` is ``0.5*(log1p(y) - log1p(-y))`` and ``softplus`` is ``relu(x) + log1p(exp(-|x|))``
-  in traced graphs: ONNX Runtime's CPU provider has no float64 ``Atanh``/``Softplus`` kernels
-  (a plain eager call uses torch's fused kernels: the same numbers within a few ulp).
+- ``atanh`` is ``0.5*(log1p(y) - log1p(-y))`` and ``softplus`` is torch's thresholded
+  ``where(x > 20, x, log1p(exp(x)))`` in traced graphs: ONNX Runtime's CPU provider has no
+  float64 ``Atanh``/``Softplus`` kernels (a plain eager call uses torch's fused kernels: the same
+  numbers within a few ulp; :func:`rlexport.inputs.graph_semantics` makes eager take the graph
+  forms).
 
 Shapes: ``batch_shape`` is the parameters' shape without the event dims; samples are
 ``sample_shape + batch_shape + event_shape``; ``log_prob`` and ``entropy`` are

@@ -623,14 +623,15 @@ class ActorCriticLoss(LossModule):
         outputs named in ``trailing_dim`` keep the value's ``[*batch, 1]`` and drop that dim after
         the reduction, as TorchRL does."""
         reduction = self.reduction
-        return {
-            k: (
-                v if not k.startswith("loss_") or (v.ndim == 0 and reduction != "none")  # already reduced
-                else reduce_loss(v, reduction) if k in trailing_dim
-                else reduce(v, reduction)
-            )
-            for k, v in out.items()
-        }
+        reduced = {}
+        for key, value in out.items():
+            if not key.startswith("loss_") or (value.ndim == 0 and reduction != "none"):
+                reduced[key] = value  # a diagnostic, or reduced in its kernel already
+            elif key in trailing_dim:
+                reduced[key] = reduce_loss(value, reduction)
+            else:
+                reduced[key] = reduce(value, reduction)
+        return reduced
 
     def _check_advantage(self, advantage: torch.Tensor, log_weight: torch.Tensor) -> None:
         """The advantage must have the log-prob's shape with a trailing dim of 1 (no broadcast)."""
