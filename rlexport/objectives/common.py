@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -50,6 +50,16 @@ from .utils import (
 )
 
 __all__ = ["LossModule", "ValueEstimators", "default_value_kwargs"]
+
+
+class _CallPlan(NamedTuple):
+    """What one configuration of a loss reads and returns (cached by ``LossModule._call_plan``)."""
+
+    required: list[str]
+    optional: list[str]
+    accepted: frozenset[str]
+    out_keys: tuple[str, ...]
+    wanted: frozenset[str]
 
 
 class LossModule(nn.Module):
@@ -245,19 +255,10 @@ class LossModule(nn.Module):
                 out[name] = {offset + i: labels[i] for i in range(n)}
         return out
 
-    def _input_names(self, kwargs: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-        """``(required, optional)`` keyword names; they depend on the configuration, the keys
-        and on whether the advantage is given, so they are cached per key set."""
-        return self._input_names_entry(kwargs)[:2]
-
-    def _input_names_entry(self, kwargs: Mapping[str, Any]) -> tuple[list[str], list[str], frozenset[str]]:
-        """``(required, optional, accepted)``, cached per (advantage given, keys, configuration)."""
-        return self._call_plan(kwargs)[:3]
-
-    def _call_plan(self, kwargs: Mapping[str, Any]) -> tuple:
-        """``(required, optional, accepted, out_keys, wanted)`` for a call with ``kwargs``: they
-        depend on whether the advantage is given, the keys, the configuration and the selected
-        outputs, and are cached per those (one check per call)."""
+    def _call_plan(self, kwargs: Mapping[str, Any]) -> "_CallPlan":
+        """The input names and outputs of a call with ``kwargs``: they depend on whether the
+        advantage is given, the keys, the configuration and the selected outputs, and are cached
+        per those (one check per call)."""
         keys = self._tensor_keys
         has_adv = kwargs.get(flatten_key(keys.advantage)) is not None
         selected = self._selected_out_keys
@@ -269,7 +270,7 @@ class LossModule(nn.Module):
             given = {self._k("advantage"): True} if has_adv else {}
             required, optional = self._required_inputs(given), self._optional_inputs(given)
             out_keys = tuple(self.out_keys)
-            plan = (required, optional, frozenset(required) | frozenset(optional), out_keys, frozenset(out_keys))
+            plan = _CallPlan(required, optional, frozenset(required) | frozenset(optional), out_keys, frozenset(out_keys))
             cached = (cache_key, plan)
             self.__dict__["_call_plan_cache"] = cached
         return cached[1]
@@ -283,11 +284,11 @@ class LossModule(nn.Module):
             self._modules.get("critic_network") is None,
         )
 
-    def _check_inputs(self, kwargs: dict[str, Any], plan: tuple | None = None) -> dict[str, torch.Tensor]:
+    def _check_inputs(self, kwargs: dict[str, Any], plan: "_CallPlan | None" = None) -> dict[str, torch.Tensor]:
         """Refuse missing, unknown and non-tensor inputs by name; the inputs without ``None``s."""
-        required, optional, accepted = (plan or self._call_plan(kwargs))[:3]
-        if not (kwargs.keys() <= accepted and all(kwargs.get(k) is not None for k in required)):
-            check_keywords(type(self).__name__, kwargs, required, optional)  # raises, naming the keys
+        plan = plan or self._call_plan(kwargs)
+        if not (kwargs.keys() <= plan.accepted and all(kwargs.get(k) is not None for k in plan.required)):
+            check_keywords(type(self).__name__, kwargs, plan.required, plan.optional)  # raises, naming the keys
         for value in kwargs.values():
             if type(value) is not torch.Tensor:  # a None, a tensor subclass or a bad value
                 break
@@ -344,9 +345,8 @@ class LossModule(nn.Module):
             )
         plan = self._call_plan(kwargs)
         inputs = self._check_inputs(kwargs, plan)
-        keys, wanted = plan[3:]
-        outputs = self._compute(inputs, wanted)
-        return tuple([outputs[k] for k in keys])
+        outputs = self._compute(inputs, plan.wanted)
+        return tuple([outputs[k] for k in plan.out_keys])
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -453,10 +453,9 @@ class KLPENPPOLoss(PPOLoss):
         """``forward`` then :meth:`update_beta` with its ``beta_next``: TorchRL's stateful behaviour."""
         plan = self._call_plan(kwargs)
         inputs = self._check_inputs(kwargs, plan)
-        keys, wanted = plan[3:]
-        outputs = self._compute(inputs, wanted | {"beta_next"})
+        outputs = self._compute(inputs, plan.wanted | {"beta_next"})
         self.update_beta(outputs["beta_next"])
-        return tuple(outputs[k] for k in keys)
+        return tuple(outputs[k] for k in plan.out_keys)
 
     def reset(self) -> None:
         with torch.no_grad():
