@@ -45,7 +45,6 @@ import torch
 from torch import nn
 
 from rlexport.export import optim as fopt
-from rlexport.inputs import graph_semantics
 from rlexport.export.grad import (
     NEW_PREFIX,
     PARAM_PREFIX,
@@ -69,6 +68,7 @@ from rlexport.export.grad import (
     verify_golden,
     write_artifact,
 )
+from rlexport.inputs import graph_semantics
 
 Tensor = torch.Tensor
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlexport.inputs import NestedKey, check_keywords, check_tensor, choice, constant_like, flatten_key, is_plain_eager
+from rlexport.inputs import NestedKey, check_keywords, check_tensor, choice, constant_like, flatten_key
 from rlexport.modules.distributions import (
     Categorical,
     Delta,
@@ -54,10 +54,6 @@ class biased_softplus(nn.Module):
         self.min_val = min_val
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if is_plain_eager(x):
-            # the Python numbers round to the same float32/float64 values the 0-d constants
-            # hold (``bias`` is a float32 number); eager skips building those constants
-            return torch.nn.functional.softplus(x + self.bias) + self.min_val
         return softplus(x + constant_like(self.bias, x)) + constant_like(self.min_val, x)
 
 

@@ -125,8 +125,6 @@ def _sum_rightmost(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _as_tensor_like(value, like: torch.Tensor) -> torch.Tensor:
-    if type(value) is torch.Tensor and value.dtype == like.dtype and value.device == like.device:  # a scale tensor
-        return value
     if callable(value) and not isinstance(value, torch.Tensor):
         return value(like)
     return constant_like(value, like)
