@@ -55,7 +55,7 @@ GRAD = typer.Option(False, "--grad", help="Write the gradient graph of the loss:
 TRAIN_STEP = typer.Option(
     False, "--train-step",
     help="Write the whole update step of the loss as one graph: loss, gradients, clip_grad_norm_ and a torch.optim step; "
-    "parameters and optimizer state are inputs and outputs (needs --loss). Also writes X.loss.pt for `rlexport validate`.",
+    "parameters and optimizer state are inputs and outputs (needs --loss).",
 )
 OPTIMIZER = typer.Option(None, "--optimizer", help="With --train-step: adam (default), adamw or sgd (torch.optim semantics).")
 LR = typer.Option(None, "--lr", help="With --train-step: default learning rate (a graph input, hp.lr; torch.optim's default 1e-3).")
@@ -118,7 +118,7 @@ def split_keys(out_keys: str | None) -> list[str] | None:
 
 def run_export(fmt: str, built, out: Path | None, *, static: bool, dtype: str, out_keys, opset=None, verify=True) -> Path:
     from rlexport import export
-    from rlexport.export.common import ExportError
+    from rlexport.export.plan import ExportError
 
     if dtype not in ("float32", "float64"):
         raise UsageError(f"--dtype {dtype!r}: choose float32 or float64")
@@ -153,8 +153,8 @@ def report_written(path: Path) -> None:
 
 def horizon_time(max_horizon: int | None, time: int | None, batch: int, *, forward: bool) -> int | None:
     """The example horizon for ``--max-horizon N``: ``--time`` or the longest that the golden sample
-    can check exactly. A forward golden sample also runs a longer horizon than the example
-    (``rlexport.export.common.variant_sizes``), a grad/train-step one only the example's."""
+    can check exactly. Every golden sample (forward, grad, train step) also runs a longer horizon
+    than the example (``rlexport.export.plan.variant_sizes``)."""
     if max_horizon is None:
         return time
     from rlexport.export.build import DEFAULT_TIME, BuildError, max_steps_for_horizon
@@ -165,9 +165,7 @@ def horizon_time(max_horizon: int | None, time: int | None, batch: int, *, forwa
         raise UsageError(f"--max-horizon {max_horizon}: give the longest horizon to export for, an integer >= 2") from err
 
     def longest(t: int) -> int:
-        if not forward:
-            return t
-        from rlexport.export.common import variant_sizes
+        from rlexport.export.plan import variant_sizes
 
         return max(s.get("time", t) for _, s in variant_sizes({"batch": batch, "time": t}))
 
@@ -192,7 +190,7 @@ def horizon_time(max_horizon: int | None, time: int | None, batch: int, *, forwa
 
 def optimizer_hyperparams(train_step: bool, optimizer: str | None, given: dict) -> tuple[str, dict]:
     """``(optimizer, {hyper-parameter: value})`` from the --train-step options, checked."""
-    from rlexport.export.optim import OPTIMIZER_DEFAULTS
+    from rlexport.optim import OPTIMIZER_DEFAULTS
 
     given = {k: v for k, v in given.items() if v is not None}
     flags = lambda keys: ", ".join("--" + k.replace("_", "-") for k in keys)  # noqa: E731
@@ -226,7 +224,7 @@ def run_grad_export(mode: str, built, out: Path | None, *, static: bool, dtype: 
                     optimizer: str = "adam", hyperparams=None, golden_steps: int = 3) -> Path:
     """``export_grad`` (mode ``"grad"``) or ``export_train_step`` (mode ``"train_step"``) of a built loss."""
     from rlexport.export import export_grad, export_train_step
-    from rlexport.export.common import ExportError
+    from rlexport.export.plan import ExportError
 
     if dtype not in ("float32", "float64"):
         raise UsageError(f"--dtype {dtype!r}: choose float32 or float64")
@@ -262,7 +260,7 @@ def report_graph(path: Path, meta: dict, *, verified: bool = True) -> None:
     """What a gradient or train-step export wrote: counts of inputs/outputs by role, state pairs."""
     from collections import Counter
 
-    from rlexport.export.common import sidecar_paths
+    from rlexport.artifact.paths import sidecar_paths
 
     kind = meta.get("kind")
     inputs, outputs = meta.get("inputs", {}), meta.get("outputs", {})
@@ -290,11 +288,6 @@ def report_graph(path: Path, meta: dict, *, verified: bool = True) -> None:
     golden = sidecar_paths(path)[2]
     if golden.exists():
         console.print(f"  golden sample: {golden}" + ("; verified in ONNX Runtime" if verified else ""))
-    if kind == "train_step":
-        from rlexport.export.train_step import module_path
-
-        if Path(module_path(path)).exists():
-            console.print(f"  eager loss: {module_path(path)} (for `rlexport validate {path}`)")
 
 
 def _export_command(fmt: str, *, preset, loss, estimator, checkpoint, out, static, opset, dtype, out_keys, batch, time,

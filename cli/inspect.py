@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
         """Describe an artifact: inputs and outputs with dtypes and shapes, opset, node count, metadata."""
         from rich.table import Table
 
-        from rlexport.export.artifact import ArtifactError, describe
+        from rlexport.artifact.errors import ArtifactError
+        from rlexport.runtime.load import describe
 
         try:
             info = describe(artifact)

@@ -7,7 +7,7 @@ import json
 import onnx
 import pytest
 import torch
-from export_toys import ToyEstimator, ToyLoss, estimator_example, loss_example, swap_onnx_outputs
+from export_toys import ToyEstimator, ToyLoss, estimator_example, loss_example, reseal, swap_onnx_outputs
 
 from rlexport.export import export_onnx
 
@@ -38,6 +38,7 @@ def test_validate_perturbed_constant_exit_1_names_output(run_cli, tmp_path):
     arr.flat[0] += 1.0
     init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
     onnx.save(model, str(path))
+    reseal(path)
     code, out = run_cli("validate", path)
     assert code == 1, out
     assert "FAIL" in out and ("loss_objective" in out or "loss_entropy" in out or "loss_critic" in out)
