@@ -21,22 +21,32 @@ from typing import Optional
 import typer
 
 from rlexport.cli.errors import UsageError, console
+from rlexport.cli.options import check_tolerance
+from rlexport.cli.tables import escape, folding_table
 
 
-def artifact_kind(path: Path) -> str:
-    """``"forward"``, ``"grad"`` or ``"train_step"`` from the artifact's metadata."""
-    from rlexport.export.artifact import load_artifact
-
-    return str(load_artifact(path).meta.get("kind") or "forward")
+def parity_table(report):
+    """The rows of a ``rlexport.parity.ParityReport``; long names fold, never cut."""
+    table = folding_table(f"parity vs {report.reference}" + (f" — {report.source}" if report.source else ""),
+                          ("backend", "output", "dtype", "max abs err", "max rel err", "rtol / atol", "worst case", "result"),
+                          right=("max abs err", "max rel err"))
+    for r in report.rows:
+        tol = f"{r.rtol:g} / {r.atol:g}"
+        if r.error:
+            table.add_row(escape(r.backend), escape(r.output), r.dtype, "-", "-", tol, escape(r.case),
+                          f"[bold red]ERROR[/] {escape(r.error)}")
+        else:
+            table.add_row(escape(r.backend), escape(r.output), r.dtype, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}", tol,
+                          escape(r.case), "[green]pass[/]" if r.passed else "[bold red]FAIL[/]")
+    for backend, reason in report.skipped.items():
+        table.add_row(escape(backend), "-", "", "", "", "", "", f"[yellow]skipped[/] {escape(reason)}")
+    return table
 
 
 def train_step_table(report):
     """A ``rich.table.Table`` of a ``TrainStepReport``."""
-    from rich.table import Table
-
-    table = Table(title=f"train step vs eager torch.optim — {report.path} ({report.optimizer}, {report.dtype}, {report.k} steps)")
-    for col in ("quantity", "max abs diff", "bound", "result"):
-        table.add_column(col, justify="right" if col != "quantity" else "left")
+    table = folding_table(f"train step vs eager torch.optim — {report.path} ({report.optimizer}, {report.dtype}, {report.k} steps)",
+                          ("quantity", "max abs diff", "bound", "result"), right=("max abs diff", "bound", "result"))
 
     def status(ok):
         return "[green]pass[/]" if ok else "[bold red]FAIL[/]"
@@ -46,7 +56,7 @@ def train_step_table(report):
                   status(report.max_abs_param_diff <= report.atol_params))
     table.add_row("optimizer state", f"{report.max_abs_state_diff:.3g}", "-", "[dim]info[/]")
     for name, diff in report.max_abs_loss_diff.items():
-        table.add_row(name, f"{diff:.3g}", f"{report.rtol_outputs:g} x max(1, |value|)", status(f": {name} differs" not in failed))
+        table.add_row(escape(name), f"{diff:.3g}", f"{report.rtol_outputs:g} x max(1, |value|)", status(f": {name} differs" not in failed))
     table.add_row("grad_norm", f"{report.max_abs_grad_norm_diff:.3g}", f"{report.rtol_outputs:g} x max(1, |value|)",
                   status("grad_norm differs" not in failed))
     return table
@@ -55,25 +65,30 @@ def train_step_table(report):
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate_cmd(
-        artifact: Path = typer.Argument(..., help="An .onnx, .pt2, TorchScript or AOTInductor artifact with X.golden/ beside it (forward, --grad or --train-step)."),
-        backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="Only these backends (repeatable): onnx-cpu, onnx-cuda, onnx-tensorrt, pt2, pt2-cuda, torchscript, aoti. Train steps: onnx-cpu or onnx-cuda."),
-        rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default: the golden sample's; train steps: of the loss outputs and grad_norm, by dtype)."),
-        atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default: the golden sample's; train steps: bound on the max parameter difference, by dtype)."),
-        steps: int = typer.Option(20, "--steps", "-k", help="Train-step artifacts: successive steps to run in ONNX Runtime and eager torch.optim."),
-        json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+        artifact: Path = typer.Argument(..., help="The artifact to check: an .onnx, .pt2, TorchScript or AOTInductor file with X.json and X.golden/ beside it (forward, gradient or train-step graph)."),
+        backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="Check only on this backend (repeatable): onnx-cpu, onnx-cuda, onnx-tensorrt, pt2, pt2-cuda, torchscript or aoti; a train step runs on onnx-cpu or onnx-cuda."),
+        rtol: Optional[float] = typer.Option(None, "--rtol", help="The relative tolerance, in [0, 1] (default: the golden sample's; for a train step, of the loss outputs and grad_norm, by dtype)."),
+        atol: Optional[float] = typer.Option(None, "--atol", help="The absolute tolerance, in [0, 1] (default: the golden sample's; for a train step, the bound on the largest parameter difference, by dtype)."),
+        steps: int = typer.Option(20, "--steps", "-k", help="For a train step: the successive steps to run in ONNX Runtime and in eager torch.optim."),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON to this file."),
     ) -> None:
-        """Check an artifact against its golden sample on every backend (a train step: K steps against eager torch.optim);
-        exit 0 all pass, 1 a mismatch, 2 bad input."""
-        from rlexport.export.artifact import ArtifactError
+        """Check an artifact against its golden sample on every backend that can run it (a train step: K steps against eager torch.optim).
+
+        Exit status: 0 when every check passes, 1 on a mismatch, 2 on bad input.
+        """
+        # heavy (torch, onnx, onnxruntime): imported when the command runs, so that `rlexport --help` stays fast
+        from rlexport.export.artifact import ArtifactError, load_artifact
+        from rlexport.export.common import write_json
         from rlexport.export.golden import GoldenError
         from rlexport.parity import validate
 
+        rtol, atol = check_tolerance("--rtol", rtol), check_tolerance("--atol", atol)
         try:
-            kind = artifact_kind(artifact)
+            kind = str(load_artifact(artifact).meta.get("kind") or "forward")
         except (ArtifactError, FileNotFoundError, ValueError) as err:
             raise UsageError(str(err)) from err
         if kind == "train_step":
-            _validate_train_step(artifact, backend, rtol, atol, steps, json_out)
+            _validate_train_step(artifact, backend, rtol, atol, steps, json_out, write_json)
             return
         if steps != 20:
             raise UsageError(f"--steps counts train steps; {artifact} is a {kind} artifact")
@@ -81,27 +96,27 @@ def register(app: typer.Typer) -> None:
             report = validate(artifact, backends=backend or None, rtol=rtol, atol=atol)
         except (ArtifactError, GoldenError, FileNotFoundError, ValueError, TypeError) as err:
             raise UsageError(str(err)) from err
-        console.print(report.table())
+        console.print(parity_table(report))
         if json_out is not None:
-            from rlexport.export.common import write_json
-
             write_json(json_out, {"kind": kind, **report.to_dict()})
         if not report.rows:
             raise UsageError(f"no backend could run {artifact}: " + "; ".join(f"{b}: {r}" for b, r in report.skipped.items()))
         if report.passed:
-            console.print(f"[green]OK[/] {report.summary()}")
+            console.print(f"[green]OK[/] {escape(report.summary())}")
             return
-        console.print(f"[bold red]{report.summary()}[/]")
+        console.print(f"[bold red]{escape(report.summary())}[/]")
         sys.exit(1)  # not typer.Exit: main() runs click with standalone_mode=False, which returns Exit codes instead of exiting
 
 
 PROVIDERS = {"onnx-cpu": "CPUExecutionProvider", "onnx-cuda": "CUDAExecutionProvider"}
 
 
-def _validate_train_step(artifact: Path, backend, rtol, atol, steps: int, json_out: Path | None) -> None:
+def _validate_train_step(artifact: Path, backend, rtol, atol, steps: int, json_out: Path | None, write_json) -> None:
+    # heavy (torch, onnxruntime): imported when the command runs
+    import onnxruntime as ort
+
     from rlexport.export.golden import GoldenError
     from rlexport.export.train_step import validate_train_step
-    from rlexport.export.common import write_json
 
     if steps < 1:
         raise UsageError(f"--steps {steps}: at least 1")
@@ -111,8 +126,6 @@ def _validate_train_step(artifact: Path, backend, rtol, atol, steps: int, json_o
         if unknown:
             raise UsageError(f"backend {unknown[0]!r} cannot run a train-step graph; choose from {list(PROVIDERS)}")
         if "onnx-cuda" in backend:
-            import onnxruntime as ort
-
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise UsageError("backend 'onnx-cuda': ONNX Runtime has no CUDAExecutionProvider here")
         providers = [PROVIDERS[b] for b in backend] + (["CPUExecutionProvider"] if "onnx-cpu" not in backend else [])
@@ -131,7 +144,7 @@ def _validate_train_step(artifact: Path, backend, rtol, atol, steps: int, json_o
         console.print(f"[green]OK[/] {summary}")
         return
     for failure in report.failures[:10]:
-        console.print(f"[red]  {failure}[/]")
+        console.print(f"[red]  {escape(failure)}[/]")
     if len(report.failures) > 10:
         console.print(f"[red]  ... {len(report.failures) - 10} more[/]")
     console.print(f"[bold red]train step FAILED[/]: {len(report.failures)} mismatches over {report.k} steps")

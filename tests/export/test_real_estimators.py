@@ -14,7 +14,7 @@ MAX_STEPS = 5
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_estimator_exports_and_validates(tmp_path, estimator, dtype):
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
     from rlexport.export.common import resolve_dynamic_dims
 
     built = build_module(
@@ -28,7 +28,7 @@ def test_estimator_exports_and_validates(tmp_path, estimator, dtype):
 
 @pytest.mark.parametrize("preset", ["pendulum"])
 def test_loss_with_in_graph_gae_has_time_axis(tmp_path, preset):
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
     from rlexport.export.common import resolve_dynamic_dims
 
     built = build_module(

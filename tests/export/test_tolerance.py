@@ -28,7 +28,7 @@ F32_RTOL, F32_ATOL = DEFAULT_TOLERANCES["float32"]
 def ill_conditioned():
     """The cartpole preset's ClipPPOLoss with normalize_advantage=True, and an example whose
     advantages have mean 5 and spread 1e-3."""
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
 
     built = build_module(
         BuildSpec(preset="cartpole", loss="clip-ppo", options={"normalize_advantage": True}, batch=64)

@@ -7,15 +7,34 @@ import json
 import onnx
 import pytest
 import torch
-from export_toys import ToyEstimator, ToyLoss, estimator_example, loss_example, swap_onnx_outputs
 
 from rlexport.export import export_onnx
+from rlexport.models.factory import BuildSpec, build_estimator, build_module, estimator_example
+
+
+def _estimator_onnx(path):
+    est = build_estimator("gae", max_steps=6)
+    return export_onnx(est, estimator_example(est, 3, 8), path)
+
+
+def _loss_onnx(path):
+    built = build_module(BuildSpec(preset="cartpole", loss="a2c", batch=4))
+    return export_onnx(built.module, built.example, path)
+
+
+def _swap_outputs(path, a, b):
+    """Rename ``a`` <-> ``b`` in every node, so that graph output ``a`` carries ``b``'s values."""
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        for names in (node.input, node.output):
+            for i, name in enumerate(names):
+                names[i] = {a: b, b: a}.get(name, name)
+    onnx.save(model, str(path))
 
 
 @pytest.fixture(scope="module")
 def good_onnx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "est.onnx"
-    return export_onnx(ToyEstimator(), estimator_example(), path)
+    return _estimator_onnx(tmp_path_factory.mktemp("cli") / "est.onnx")
 
 
 def test_validate_passes_exit_0_and_writes_json(run_cli, good_onnx, tmp_path):
@@ -28,7 +47,7 @@ def test_validate_passes_exit_0_and_writes_json(run_cli, good_onnx, tmp_path):
 
 
 def test_validate_perturbed_constant_exit_1_names_output(run_cli, tmp_path):
-    path = export_onnx(ToyLoss(), loss_example(), tmp_path / "l.onnx")
+    path = _loss_onnx(tmp_path / "l.onnx")
     model = onnx.load(str(path))
     for node in model.graph.node:  # perturb a Constant node if any, else an initializer
         if node.op_type == "Constant":
@@ -44,8 +63,8 @@ def test_validate_perturbed_constant_exit_1_names_output(run_cli, tmp_path):
 
 
 def test_validate_swapped_outputs_exit_1(run_cli, tmp_path):
-    path = export_onnx(ToyEstimator(), estimator_example(), tmp_path / "e.onnx")
-    swap_onnx_outputs(path, "advantage", "value_target")
+    path = _estimator_onnx(tmp_path / "e.onnx")
+    _swap_outputs(path, "advantage", "value_target")
     code, out = run_cli("validate", path)
     assert code == 1 and "'advantage'" in out
 
@@ -58,7 +77,7 @@ def test_validate_usage_errors_exit_2(run_cli, tmp_path):
     code, out = run_cli("validate", junk)
     assert code == 2 and "not a readable ONNX model" in out
     bare = tmp_path / "bare.onnx"
-    bare.write_bytes(onnx.load(str(export_onnx(ToyLoss(), loss_example(), tmp_path / "x" / "l.onnx"))).SerializeToString())
+    bare.write_bytes(onnx.load(str(_loss_onnx(tmp_path / "x" / "l.onnx"))).SerializeToString())
     code, out = run_cli("validate", bare)
     assert code == 2 and "golden" in out
     code, out = run_cli("validate", tmp_path / "x" / "l.onnx", "--backend", "pt2")
@@ -132,7 +151,7 @@ def test_to_onnx_from_checkpoint(run_cli, tmp_path):
     wrong = get_preset("mujoco").build()
     torch.save({"actor": wrong.actor.state_dict(), "critic": wrong.critic.state_dict()}, ckpt)
     code, out = run_cli("to-onnx", "--preset", "cartpole", "--loss", "a2c", "--checkpoint", ckpt, "--out", tmp_path / "e.onnx")
-    assert code == 2 and "does not match the preset" in out
+    assert code == 2 and "does not match the network" in out
     code, out = run_cli("to-onnx", "--preset", "pendulum", "--loss", "a2c", "--checkpoint", ckpt, "--out", tmp_path / "e.onnx")
-    assert code == 2 and "has shape" in out and "the preset expects" in out
+    assert code == 2 and "has shape" in out and "the network expects" in out
     assert not (tmp_path / "e.onnx").exists()
