@@ -26,21 +26,29 @@ from rlexport.cli.tables import escape, folding_table
 
 
 def parity_table(report):
-    """The rows of a ``rlexport.parity.ParityReport``; long names fold, never cut."""
-    table = folding_table(f"parity vs {report.reference}" + (f" — {report.source}" if report.source else ""),
-                          ("backend", "output", "dtype", "max abs err", "max rel err", "rtol / atol", "worst case", "result"),
-                          right=("max abs err", "max rel err"))
+    """The rows of a ``rlexport.parity.ParityReport``: long output names fold, never cut; one dtype
+    shared by every row goes into the title."""
+    dtypes = {r.dtype for r in report.rows}
+    shared = dtypes.pop() if len(dtypes) == 1 else None
+    columns = ["backend", "output"] + ([] if shared else ["dtype"]) + ["abs err", "rel err", "rtol/atol", "case", "result"]
+    longest = max((len(r.output) for r in report.rows), default=6)
+    table = folding_table(f"parity vs {report.reference}" + (f" — {report.source}" if report.source else "")
+                          + (f" ({shared})" if shared else ""), columns, right=("abs err", "rel err"),
+                          min_widths={"output": min(longest, 36)})
     for r in report.rows:
-        tol = f"{r.rtol:g} / {r.atol:g}"
+        dtype = [] if shared else [r.dtype]
+        tol = f"{r.rtol:g}/{r.atol:g}"
         if r.error:
-            table.add_row(escape(r.backend), escape(r.output), r.dtype, "-", "-", tol, escape(r.case),
+            table.add_row(escape(r.backend), escape(r.output), *dtype, "-", "-", tol, escape(r.case),
                           f"[bold red]ERROR[/] {escape(r.error)}")
         else:
-            table.add_row(escape(r.backend), escape(r.output), r.dtype, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}", tol,
+            table.add_row(escape(r.backend), escape(r.output), *dtype, f"{r.max_abs:.2g}", f"{r.max_rel:.2g}", tol,
                           escape(r.case), "[green]pass[/]" if r.passed else "[bold red]FAIL[/]")
-    for backend, reason in report.skipped.items():
-        table.add_row(escape(backend), "-", "", "", "", "", "", f"[yellow]skipped[/] {escape(reason)}")
     return table
+
+
+def skipped_lines(report) -> list[str]:
+    return [f"[yellow]skipped[/] {escape(backend)}: {escape(reason)}" for backend, reason in report.skipped.items()]
 
 
 def train_step_table(report):
@@ -97,6 +105,8 @@ def register(app: typer.Typer) -> None:
         except (ArtifactError, GoldenError, FileNotFoundError, ValueError, TypeError) as err:
             raise UsageError(str(err)) from err
         console.print(parity_table(report))
+        for line in skipped_lines(report):
+            console.print(line)
         if json_out is not None:
             write_json(json_out, {"kind": kind, **report.to_dict()})
         if not report.rows:

@@ -92,8 +92,9 @@ def test_inspect(run_cli, good_onnx, tmp_path):
     assert info["outputs"]["advantage"]["shape"][:2] == ["batch", "time"]
     assert info["opset"]["ai.onnx"] >= 18 and info["nodes"] > 0
     assert info["metadata"]["out_keys"] == ["advantage", "value_target"]
-    code, out = run_cli("inspect", good_onnx)
-    assert code == 0 and "batch" in out and "golden sample" in out
+    code, out = run_cli("inspect", good_onnx, width=80)  # shapes literally, also on an 80-column terminal
+    assert code == 0 and "[batch, time, 1]" in out and "golden sample" in out, out
+    assert all(len(line) <= 80 for line in out.splitlines()), out
     code, out = run_cli("inspect", tmp_path / "nope.pt2")
     assert code == 2
 

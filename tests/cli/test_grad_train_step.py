@@ -68,6 +68,9 @@ def test_grad_export_validate_andscale_constants(run_cli, tmp_path):
     assert code == 0, out
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["kind"] == "grad" and report["passed"] and any(r["output"].startswith("grad.") for r in report["rows"])
+    code, narrow = run_cli("validate", path, width=80)  # an 80-column terminal: every name whole, no line wider
+    assert code == 0 and all(len(line) <= 80 for line in narrow.splitlines()), narrow
+    assert all(name in narrow for name in outs), narrow
     code, out = run_cli("validate", scale_constants(path, tmp_path / "bad"))
     assert code == 1 and "FAIL" in out, out
     code, out = run_cli("validate", path, "--steps", "3")

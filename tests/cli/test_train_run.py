@@ -92,6 +92,18 @@ def test_bad_inputs(run_cli, tmp_path, exported_run):
     one_error_line(*run_cli(*["train", "--resume", str(bad)]), "corrupt")
     one_error_line(*run_cli(*["train", "--resume", str(tmp_path / "missing")]), "does not exist")
     one_error_line(*run_cli(*["train", "--algo", "sac"]), "--algo")
+    one_error_line(*run_cli("train", "--box-distribution", "tanh_normal", "--total-steps", "512", "--out", tmp_path / "z"),
+                   "Box actions only")
+    one_error_line(*run_cli("train", "--resume", out, "--no-export"), "--export/--no-export")
+    assert not (tmp_path / "z").exists()
+
+
+def test_help_states_the_defaults_that_run(run_cli):
+    from rlexport.train import TrainConfig
+    from rlexport.train.demo import DEMO_STEPS
+
+    code, text = run_cli("train", "--help", width=200)
+    assert code == 0 and f"{TrainConfig().total_steps} by default" in text and f"{DEMO_STEPS}-step demo" in text, text
 
 
 class _MultiDiscreteEnv(__import__("gymnasium").Env):
