@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import one_error_line
+from cli_helpers import one_error_line
 
 
 def test_passes_and_writes_onnx_with_sidecars(run_cli, tmp_path):

@@ -4,7 +4,7 @@ option, before anything is exported or written."""
 from __future__ import annotations
 
 import pytest
-from conftest import one_error_line
+from cli_helpers import one_error_line
 
 EXPORT_ERRORS = [
     (["--opset", "17"], "--opset 17"),

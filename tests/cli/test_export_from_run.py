@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import one_error_line
+from cli_helpers import one_error_line
 
 from rlexport.models.factory import load_run
 from rlexport.train.checkpoint import load_checkpoint

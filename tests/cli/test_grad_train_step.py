@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import onnx
-from conftest import scale_constants
+from cli_helpers import scale_constants
 
 
 def test_train_step_adam_export_validate_inspectscale_constants(run_cli, tmp_path):

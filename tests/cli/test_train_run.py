@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import one_error_line, tree_digest
+from cli_helpers import one_error_line, tree_digest
 
 
 @pytest.fixture(scope="module")
