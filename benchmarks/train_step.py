@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 def build(batch: int, seed: int = 0):
     """ClipPPOLoss of the mujoco preset (IndependentNormal) and a batch with advantages given."""
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
 
     built = build_module(BuildSpec(preset="mujoco", loss="clip-ppo", batch=batch, seed=seed,
                                    options={"clip_epsilon": 0.2, "entropy_coeff": 0.0}))

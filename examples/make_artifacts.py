@@ -45,7 +45,7 @@ TRAIN_STEPS = 4  # K recorded update steps in the train-step golden sample
 
 def ppo_loss():
     """ClipPPOLoss of the cartpole preset and a batch with advantages given (GAE is its own graph)."""
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
 
     built = build_module(BuildSpec(preset="cartpole", loss="clip-ppo", batch=BATCH, seed=1,
                                    options={"clip_epsilon": 0.2, "entropy_coeff": 0.01}))

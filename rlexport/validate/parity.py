@@ -158,7 +158,7 @@ def _validate_module(module, inputs, backends, rtol, atol, dynamic=True) -> Pari
     def conditioned(dtype_str: str) -> dict[str, tuple[float, float]]:
         """Per output ``(rtol, atol)`` for backends computing in ``dtype_str`` (below float64): the
         defaults widened by how far eager CPU PyTorch in that dtype lands from the reference
-        (``rlexport.export.common.output_tolerance``), as an export's golden sample records them."""
+        (``rlexport.artifact.tolerance.output_tolerance``), as an export's golden sample records them."""
         if dtype_str not in eager_tols:
             eager_tols[dtype_str] = _eager_tolerances(module, cases, references, dtype_str)
         return eager_tols[dtype_str]

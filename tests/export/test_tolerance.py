@@ -19,7 +19,7 @@ from rlexport.export import export_onnx, read_golden, write_golden
 from rlexport.artifact.tolerance import DEFAULT_TOLERANCES, EAGER_ERROR_FACTOR, output_tolerance
 from rlexport.validate import validate
 
-from export_toys import reseal, swap_onnx_outputs
+from tamper import reseal, swap_onnx_outputs
 
 F32_RTOL, F32_ATOL = DEFAULT_TOLERANCES["float32"]
 
@@ -28,7 +28,7 @@ F32_RTOL, F32_ATOL = DEFAULT_TOLERANCES["float32"]
 def ill_conditioned():
     """The cartpole preset's ClipPPOLoss with normalize_advantage=True, and an example whose
     advantages have mean 5 and spread 1e-3."""
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
 
     built = build_module(
         BuildSpec(preset="cartpole", loss="clip-ppo", options={"normalize_advantage": True}, batch=64)

@@ -16,9 +16,8 @@ from export_toys import (
     ToyLoss,
     estimator_example,
     loss_example,
-    reseal,
-    swap_onnx_outputs,
 )
+from tamper import reseal, swap_onnx_outputs
 
 from rlexport.export import (
     ArtifactError,

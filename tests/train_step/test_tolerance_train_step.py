@@ -27,7 +27,7 @@ F32_RTOL, F32_ATOL = DEFAULT_TOLERANCES["float32"]
 
 
 def _ill_conditioned(seed=1, spread=1e-4):
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
 
     built = build_module(
         BuildSpec(preset="cartpole", loss="clip-ppo", options={"normalize_advantage": True}, batch=64)
