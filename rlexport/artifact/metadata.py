@@ -5,7 +5,8 @@
 ``rlexport_version``, ``torch_version``, ``class``, ``config``, ``dtype``, ``inputs`` /
 ``outputs`` (name -> ``{dtype, shape}``, dynamic dims by label, graph order), ``input_names``,
 ``out_keys``, ``dynamic_axes``, ``rtol`` / ``atol``, ``golden`` and ``sha256`` (``{"model": ...,
-"golden_index": ...}``: the digests :func:`check_manifest` compares).
+"golden": ...}``: the digests :func:`check_manifest` compares; ``golden`` covers every file of
+``X.golden/``, paths and contents).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rlexport import __version__
 from rlexport.artifact.dtypes import dtype_name
 from rlexport.artifact.errors import ArtifactError
 from rlexport.artifact.jsonio import dumps_json, read_json
-from rlexport.artifact.paths import file_sha256, sidecar_paths
+from rlexport.artifact.paths import file_sha256, sidecar_paths, tree_sha256
 
 ONNX_METADATA_PREFIX = "rlexport."
 #: The ``X.json`` keys copied into an ONNX model's ``metadata_props``.
@@ -130,17 +131,16 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def manifest_digests(model: Path, golden_dir: Path) -> dict[str, str]:
-    """``{"model": sha256, "golden_index": sha256}`` as ``X.json`` records them."""
+    """``{"model": sha256, "golden": sha256 of the whole sample}`` as ``X.json`` records them."""
     out = {"model": file_sha256(model)}
-    index = golden_dir / "index.json"
-    if index.is_file():
-        out["golden_index"] = file_sha256(index)
+    if (golden_dir / "index.json").is_file():
+        out["golden"] = tree_sha256(golden_dir)
     return out
 
 
 def check_manifest(path: str | os.PathLike, meta: Mapping[str, Any]) -> None:
     """``ArtifactError`` when ``X.json``'s recorded SHA-256 of the model file or of the golden
-    sample's ``index.json`` does not match the files (an interrupted write, a file replaced by
+    sample (its files) does not match them (an interrupted write, a file replaced by
     hand). Metadata without digests (foreign or older artifacts) is not checked."""
     digests = meta.get("sha256")
     if digests is None:
@@ -151,7 +151,7 @@ def check_manifest(path: str | os.PathLike, meta: Mapping[str, Any]) -> None:
     got = manifest_digests(path, sidecar_paths(path)[2])
     for key, want in digests.items():
         if got.get(key) != want:
-            what = "the model file" if key == "model" else "the golden sample's index.json"
+            what = "the model file" if key == "model" else "the golden sample"
             raise ArtifactError(
                 f"{path}: {what} does not match {sidecar_paths(path)[1].name} (SHA-256 {str(got.get(key))[:12]}... "
                 f"recorded {str(want)[:12]}...): an interrupted or mixed write; export it again"

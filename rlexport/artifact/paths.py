@@ -4,7 +4,7 @@ An artifact ``X.ext`` has two sidecars: ``X.json`` (its metadata, the manifest) 
 (its golden sample). Exporters write all three into a staging directory beside ``X.ext``
 (``.X.ext.<pid>.<random>.tmp``) and :meth:`Staging.commit` moves them into place in a fixed order,
 **the manifest last**. ``X.json`` records the SHA-256 of the model file and of the golden
-sample's ``index.json`` (``"sha256"``), so a reader that finds them disagreeing (a commit cut
+sample (every file of it, ``"sha256"``), so a reader that finds them disagreeing (a commit cut
 short by a kill, a file replaced by hand) refuses the artifact instead of checking a model
 against another model's sample. A staging directory left by a killed process is removed by the
 next export to the same path.
@@ -46,6 +46,16 @@ def file_sha256(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_sha256(root: str | os.PathLike) -> str:
+    """One SHA-256 over every file below ``root``: relative paths and contents, in sorted order."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(file_sha256(file).encode())
     return digest.hexdigest()
 
 

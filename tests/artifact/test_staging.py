@@ -84,10 +84,15 @@ def test_json_records_the_digests_and_a_replaced_golden_is_refused(tmp_path):
     path = tmp_path / "m.onnx"
     _write(path, 2.0)
     meta = json.loads((tmp_path / "m.json").read_text())
-    assert set(meta["sha256"]) == {"model", "golden_index"} and len(meta["sha256"]["model"]) == 64
+    assert set(meta["sha256"]) == {"model", "golden"} and len(meta["sha256"]["model"]) == 64
     index = tmp_path / "m.golden" / "index.json"
     index.write_text(index.read_text().replace('"atol": 1e-05', '"atol": 0.5'))
-    with pytest.raises(ArtifactError, match="golden sample's index.json does not match m.json"):
+    with pytest.raises(ArtifactError, match="the golden sample does not match m.json"):
+        load_artifact(path)
+    index.write_text(index.read_text().replace('"atol": 0.5', '"atol": 1e-05'))
+    load_artifact(path)
+    (tmp_path / "m.golden" / "b4" / "out.y.bin").write_bytes(np.zeros(4, np.float32).tobytes())  # same size
+    with pytest.raises(ArtifactError, match="the golden sample does not match m.json"):
         load_artifact(path)
 
 
