@@ -1,0 +1,60 @@
+"""`rlexport validate` / `inspect` on artifacts that are not well-formed: exit 2 and one line
+(also under RLEXPORT_DEBUG=1), never exit 1 — exit 1 is kept for a numerical mismatch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from cli_helpers import one_error_line
+from tamper import reseal
+from torch import nn
+
+from rlexport.export import export_onnx
+
+
+class Affine(nn.Module):
+    out_keys = ("y",)
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+@pytest.fixture
+def artifact(tmp_path):
+    torch.manual_seed(0)
+    return export_onnx(Affine(), {"x": torch.randn(4, 3)}, tmp_path / "a.onnx")
+
+
+def _replace_model_bytes(path):
+    data = bytearray(path.read_bytes())
+    i = data.rfind(b"rlexport")  # metadata text: the model still parses, its digest changes
+    data[i] = ord("R")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_model_that_does_not_match_its_manifest_exits_2(run_cli, monkeypatch, artifact, debug):
+    if debug:
+        monkeypatch.setenv("RLEXPORT_DEBUG", "1")
+    _replace_model_bytes(artifact)
+    code, out = run_cli("validate", artifact)
+    assert code == 2 and "does not match a.json" in out.strip().splitlines()[-1], out
+    if not debug:
+        one_error_line(code, out, "SHA-256")
+
+
+def test_golden_beyond_the_tolerance_cap_exits_2(run_cli, artifact):
+    index = artifact.parent / "a.golden" / "index.json"
+    meta_path = artifact.parent / "a.json"
+    data = json.loads(index.read_text())
+    data["atol"] = 5.0
+    index.write_text(json.dumps(data))
+    reseal(artifact)
+    assert "sha256" in json.loads(meta_path.read_text())
+    one_error_line(*run_cli("validate", artifact), "atol=5.0 must be finite, >= 0 and <= 1.0")
