@@ -114,6 +114,7 @@ def test_swapped_outputs_of_the_same_loss_still_fail(exported, tmp_path):
 
     path = tmp_path / "loss.onnx"
     shutil.copy(exported, path)
+    shutil.copy(exported.with_suffix(".json"), tmp_path / "loss.json")
     shutil.copytree(exported.parent / "loss.golden", tmp_path / "loss.golden")
     swap_onnx_outputs(path, "loss_critic", "entropy")
     report = validate(path)
