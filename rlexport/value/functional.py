@@ -84,8 +84,8 @@ def _coef(owner: str, name: str, value, like: torch.Tensor, *, per_step: bool = 
     if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
         raise TypeError(f"{owner}: {name} must be a float or a tensor, got {type(value).__name__}")
     # Scalars become [1, ..., 1] of ``like``'s rank, not 0-d: ONNX Runtime's CPU kernels
-    # broadcast a 0-d operand ~10x slower than a same-rank [1, 1, 1] one (measured: 380 vs 35 us
-    # for a [256, 128, 1] Mul), and torch does not care.
+    # broadcast a same-rank operand much faster than a 0-d one (benchmarks/estimators.py's
+    # notes); torch computes the same numbers either way.
     ones = (1,) * like.ndim
     if not isinstance(value, torch.Tensor):
         if not math.isfinite(value):
