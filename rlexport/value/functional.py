@@ -26,11 +26,10 @@ float32; these functions agree with a float64 step loop to ~1e-14).
 
 from __future__ import annotations
 
-import math
 
 import torch
 
-from rlexport.inputs import check_same_shape, check_tensor, constant_like, normalize_dim
+from rlexport.inputs import check_option, check_same_shape, check_tensor, constant_like, normalize_dim
 from rlexport.value.scan import DEFAULT_MAX_STEPS, reverse_linear_recurrence
 
 __all__ = [
@@ -75,11 +74,23 @@ def _time_axis(owner: str, time_dim: int, like: torch.Tensor) -> int:
     return dim
 
 
+#: The range each coefficient must lie in: finite, ``gamma``/``lmbda`` in [0, 1], the V-trace
+#: thresholds > 0. Python numbers are checked on every call, the estimator modules' values at
+#: construction; a tensor given per call is not looked at (that would be data-dependent).
+COEF_BOUNDS = {
+    "gamma": dict(low=0.0, high=1.0),
+    "lmbda": dict(low=0.0, high=1.0),
+    "rho_thresh": dict(low=0.0, low_open=True),
+    "c_thresh": dict(low=0.0, low_open=True),
+}
+
+
 def _coef(owner: str, name: str, value, like: torch.Tensor, *, per_step: bool = True) -> torch.Tensor:
     """``gamma``/``lmbda``/thresholds as a tensor of ``like``'s dtype: scalar, or per step.
 
-    A Python number must be finite; a tensor's values are not looked at (that would be a
-    data-dependent check): a non-finite tensor gives non-finite estimates, in eager and graphs.
+    A Python number must lie in :data:`COEF_BOUNDS`; a tensor's values are not looked at (that
+    would be a data-dependent check): a non-finite tensor gives non-finite estimates, in eager
+    and graphs alike.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
         raise TypeError(f"{owner}: {name} must be a float or a tensor, got {type(value).__name__}")
@@ -88,8 +99,7 @@ def _coef(owner: str, name: str, value, like: torch.Tensor, *, per_step: bool = 
     # notes); torch computes the same numbers either way.
     ones = (1,) * like.ndim
     if not isinstance(value, torch.Tensor):
-        if not math.isfinite(value):
-            raise ValueError(f"{owner}: {name}={value!r} must be finite")
+        check_option(owner, name, float(value), **COEF_BOUNDS[name])
         return constant_like(float(value), like).reshape(ones)
     if value.numel() == 1 and value.ndim <= like.ndim:
         value = value.reshape(ones)

@@ -43,6 +43,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from rlexport.inputs import check_same_shape, check_tensor, normalize_dim
+
 __all__ = ["reverse_linear_recurrence", "DEFAULT_MAX_STEPS", "max_horizon"]
 
 #: Doubling steps a traced graph holds: horizons up to ``2**DEFAULT_MAX_STEPS`` are exact.
@@ -149,8 +151,6 @@ def reverse_linear_recurrence(
         >>> reverse_linear_recurrence(x, a).squeeze(-1)
         tensor([1.8750, 1.7500, 1.5000, 1.0000])
     """
-    from rlexport.inputs import check_same_shape, check_tensor, normalize_dim
-
     check_tensor(_OWNER, "x", x, floating=True)
     check_tensor(_OWNER, "a", a, floating=True)
     check_same_shape(_OWNER, {"x": x, "a": a})
