@@ -190,6 +190,17 @@ def check_not_empty(owner: str, name: str, value: torch.Tensor) -> None:
         raise InputError(f"{owner}: input {name!r} has shape {list(value.shape)}: an empty batch; every dim must be >= 1")
 
 
+def next_or_current(next_value: torch.Tensor, current: torch.Tensor | None) -> torch.Tensor:
+    """A next-step input with its NaN entries replaced by the current step's (TorchRL's
+    ``_sanitize_next_obs_nan``): environments often fill the observation after a terminal step
+    with NaN; its value is masked out at terminated steps, and at a truncation the current
+    observation stands in. A ``torch.where``, the same op in eager and graphs; inputs that are
+    not floating point or whose shapes differ pass through."""
+    if current is None or not next_value.is_floating_point() or current.shape != next_value.shape:
+        return next_value
+    return torch.where(torch.isnan(next_value), current, next_value)
+
+
 def constant_like(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``value`` as a tensor of ``like``'s dtype and device.
 

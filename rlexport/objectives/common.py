@@ -38,6 +38,7 @@ from rlexport.inputs import (
     constant_like,
     flatten_key,
     next_key,
+    next_or_current,
     parameter_dtype,
 )
 
@@ -574,6 +575,8 @@ class ActorCriticLoss(LossModule):
     def _call_critic(self, inputs: Mapping[str, torch.Tensor], prefix: str = "", detach_shared: bool = False) -> torch.Tensor:
         critic = self.critic_network
         tensors = {k: inputs[prefix + k] for k in _module_in_keys(critic)}
+        if prefix:  # NaN next observations (after a terminal step) -> the current ones, as TorchRL
+            tensors = {k: next_or_current(v, inputs.get(k)) for k, v in tensors.items()}
         if detach_shared and self._critic_shared_params:
             params = {
                 name: (p.detach() if name in self._critic_shared_params else p)

@@ -47,6 +47,7 @@ from rlexport.inputs import (
     constant_like,
     flatten_key,
     next_key,
+    next_or_current,
     parameter_dtype,
 )
 from rlexport.value import functional as F
@@ -212,6 +213,8 @@ class ValueEstimatorBase(nn.Module):
     def _call_value_network(self, inputs: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
         net = self.value_network
         kwargs = {k: inputs[(prefix + k) if prefix else k] for k in self._net_keys()}
+        if prefix:
+            kwargs = {k: next_or_current(v, inputs.get(k)) for k, v in kwargs.items()}
         check_network_dtype(type(self).__name__, inputs, [prefix + k for k in self._net_keys()], parameter_dtype(net))
         if isinstance(net, nn.Module) and torch.is_grad_enabled():
             # The estimator holds the network out of the graph (TorchRL's hold_out_net):

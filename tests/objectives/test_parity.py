@@ -211,3 +211,26 @@ def test_klpen_torchrl_gradient_uses_updated_beta():
     g_next = torch.autograd.grad(mine_next["loss_objective"], params[:4])
     for a, b in zip(g_next, g_theirs):
         assert_close(a, b, torch.float32, "d loss_objective / d param", grad=True)
+
+
+@pytest.mark.parametrize("loss_name", ["A2CLoss", "PPOLoss", "ClipPPOLoss", "KLPENPPOLoss", "ReinforceLoss"])
+def test_nan_next_observation_at_terminated_steps_matches_torchrl(loss_name):
+    """A loss computing GAE itself, with NaN next observations after terminal steps (and one
+    truncation): finite outputs and gradients, equal to TorchRL's."""
+    nets = Nets("normal", torch.float32)
+    tl, ours = build_pair(loss_name, {}, nets, torch.float32, True)
+    shape = (3, 6)
+    data = make_data(nets, shape, seed=5, with_targets=False)
+    done = torch.zeros(*shape, 1, dtype=torch.bool)
+    done[0, 2] = done[1, 4] = done[2, 5] = True
+    term = done.clone()
+    term[1, 4] = False
+    data.update(next_done=done, next_terminated=term)
+    data["next_observation"][done.squeeze(-1)] = float("nan")
+    td = to_td(data, shape)
+    td.names = [None, "time"]
+    theirs = tl(td)
+    mine = ours.compute_all(**{k: v for k, v in data.items() if k in ours.accepted_keys})
+    for k, v in mine.items():
+        assert torch.isfinite(v).all(), k
+    compare(mine, theirs, nets.params(), torch.float32)

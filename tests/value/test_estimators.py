@@ -191,3 +191,26 @@ def test_bad_keywords():
         gae(next_reward=kw["next_reward"], next_done=kw["next_reward"], state_value=kw["next_reward"], next_state_value=kw["next_reward"])
     with pytest.raises(ValueError, match="VTrace: gamma must be a scalar"):
         VTrace(gamma=torch.ones(3))
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_nan_next_observation_after_a_terminal_step_matches_torchrl(case):
+    """Environments fill the observation after a terminal step with NaN: TorchRL replaces NaN next
+    observations by the current ones before its value network runs and then masks the value at
+    terminated steps; the estimates stay finite and equal TorchRL's (a truncation with a NaN next
+    observation bootstraps from the current one, as TorchRL)."""
+    torch.manual_seed(case)
+    lin = nn.Linear(4, 1)
+    ours, theirs = CASES[case][0](StandInValue(lin)), CASES[case][1](TensorDictModule(lin, ["observation"], ["state_value"]))
+    kw = _batch(seed=case)
+    done = torch.zeros(3, 8, 1, dtype=torch.bool)
+    done[0, 2] = done[1, 5] = done[2, 7] = True
+    term = done.clone()
+    term[1, 5] = False  # a truncation
+    kw.update(next_done=done, next_terminated=term)
+    kw["next_observation"][done.expand(-1, -1, 4)] = float("nan")
+    adv, target = ours(**kw)
+    assert torch.isfinite(adv).all() and torch.isfinite(target).all()
+    td = theirs(_td(kw))
+    assert_close(adv, td["advantage"], LOOSE)
+    assert_close(target, td["value_target"], LOOSE)

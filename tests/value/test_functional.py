@@ -216,3 +216,30 @@ def test_bad_inputs():
         O.generalized_advantage_estimate(0.9, 0.9, v.float(), nv, r, done, term)
     with pytest.raises(TypeError, match="missing input 'terminated'"):
         O.td0_return_estimate(0.9, nv, r)
+
+
+def test_nan_next_state_value_at_terminated_steps_is_selected_away():
+    """A NaN (or inf) V' at a terminated step drops out of every estimator: the estimates equal
+    those with 0 there, bit for bit (masking by multiplication would give NaN everywhere)."""
+    r, v, nv, done, term = ref.data((2, 7, 1), pattern="random", seed=4)
+    term = term.clone()
+    term[0, 3] = term[1, 6] = True
+    done = done | term
+    clean = torch.where(term, torch.zeros_like(nv), nv)
+    bad = torch.where(term, torch.full_like(nv, float("nan")), nv)
+    bad[1, 6] = float("inf")
+    lp = torch.randn(2, 7, 1, dtype=torch.float64)
+    calls = [
+        lambda nv: O.generalized_advantage_estimate(0.9, 0.8, v, nv, r, done, term),
+        lambda nv: O.td0_return_estimate(0.9, nv, r, term),
+        lambda nv: O.td0_advantage_estimate(0.9, v, nv, r, done, term),
+        lambda nv: O.td1_return_estimate(0.9, nv, r, done, term),
+        lambda nv: O.td_lambda_return_estimate(0.9, 0.8, nv, r, done, term),
+        lambda nv: O.td_lambda_return_estimate(torch.full_like(r, 0.9), 0.8, nv, r, done, term, rolling_gamma=False),
+        lambda nv: O.vtrace_advantage_estimate(0.9, lp, torch.zeros_like(lp), v, nv, r, done, term),
+    ]
+    for call in calls:
+        got, want = call(bad), call(clean)
+        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            assert torch.isfinite(g).all() and torch.equal(g, w)
+    close(O.generalized_advantage_estimate(0.9, 0.8, v, bad, r, done, term), ref.gae(0.9, 0.8, v, clean, r, done, term), TIGHT)
