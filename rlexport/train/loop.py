@@ -117,7 +117,7 @@ class Trainer:
         self.obs_norm = ObsNormalizer(D, cfg.normalize_obs)
         self.rew_scale = RewardScaler(E, cfg.gamma, cfg.normalize_reward)
         self.rng = np.random.default_rng(cfg.seed)
-        self.vec = make_vec_env(cfg.env_id, E)
+        self.vec = make_vec_env(cfg.env_id, E, cfg.vector_env)
         raw, _ = self.vec.reset(seed=cfg.seed)
         self.obs_norm.update(raw)
         self.obs = self.obs_norm(raw)
