@@ -88,8 +88,9 @@ def profile(engine: str = "onnx", updates: int = 40, warmup: int = 3, env_id: st
     clock.wrap(loop.Trainer, "collect", "collect total")
     clock.wrap(loop.Trainer, "learn", "learn total")
     clock.wrap(loop.Trainer, "checkpoint", "checkpoint")
-    for name in ("update", "episode", "flush"):
+    for name in ("update", "flush"):
         clock.wrap(metrics.MetricsLogger, name, "logging")
+    clock.wrap(metrics.MetricsLogger, "episode", "episode log")  # called inside collect
     clock.wrap(loop.Trainer, "__init__", "startup")
 
     per_update: list[dict[str, float]] = []
@@ -117,7 +118,9 @@ def profile(engine: str = "onnx", updates: int = 40, warmup: int = 3, env_id: st
     rows = []
     for d in per_update[warmup:]:
         r = {p: d.get(p, 0.0) for p in ("noise", "act", "env", "gae", "train step", "logging", "checkpoint")}
-        r["collect"] = d.get("collect total", 0.0) - r["noise"] - r["act"] - r["env"]
+        episode_log = d.get("episode log", 0.0)
+        r["collect"] = d.get("collect total", 0.0) - r["noise"] - r["act"] - r["env"] - episode_log
+        r["logging"] += episode_log
         r["minibatch"] = d.get("learn total", 0.0) - r["gae"] - r["train step"]
         r["loop"] = d["cycle"] - d.get("collect total", 0.0) - d.get("learn total", 0.0) - r["logging"] - r["checkpoint"]
         r["cycle"] = d["cycle"]

@@ -223,7 +223,8 @@ class RewardScaler:
 
     def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         if not self.enabled:
-            return np.asarray(reward, np.float32)
+            return reward
+        reward = np.asarray(reward, np.float64)
         self.returns = self.returns * self.gamma + reward
         self.rms.update(self.returns)
         out = reward / np.sqrt(self.rms.var + self.eps)
