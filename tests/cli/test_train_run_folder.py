@@ -1,4 +1,5 @@
-"""Run folders: the lock, SIGTERM, checkpoint fallback, edited configs, temp files, time-based checkpoints."""
+"""``rlexport train`` run folders: the lock, SIGTERM, checkpoint fallback, edited configs, temp files,
+time-based checkpoints, the 80-column progress bar."""
 
 import csv
 import io
@@ -17,22 +18,20 @@ from rlexport.train import TrainInterrupted, make_config, train
 from rlexport.train import loop as loop_mod
 from rlexport.train.checkpoint import load_checkpoint
 
-from conftest import run_cli
+from cli_helpers import one_error_line
 
 CKPT = "checkpoints/latest.safetensors"
 PREV = "checkpoints/previous.safetensors"
 
 
+@pytest.fixture
+def short_kwargs():
+    return dict(total_steps=1536, export_artifacts=False, checkpoint_every=1)
+
+
 def _rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def _one_error_line(code, out, needle):
-    assert code == 2, out
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "error:" in lines[0] and needle in lines[0], out
-    assert "Traceback" not in out
 
 
 def _same_final_state(a, b):
@@ -43,7 +42,7 @@ def _same_final_state(a, b):
     assert (a / "episodes.csv").read_text() == (b / "episodes.csv").read_text()
 
 
-def test_lock_refuses_a_second_process_and_sigterm_stops_like_ctrl_c(tmp_path):
+def test_lock_refuses_a_second_process_and_sigterm_stops_like_ctrl_c(run_cli, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-c", "from rlexport.cli.app import main; main()", "train", "--algo", "a2c",
            "--engine", "torch", "--total-steps", "400000", "--checkpoint-every", "0", "--no-export", "-q",
@@ -55,7 +54,7 @@ def test_lock_refuses_a_second_process_and_sigterm_stops_like_ctrl_c(tmp_path):
         while time.time() < deadline and not (run / "metrics.csv").exists() or len(_rows(run / "metrics.csv")) < 3:
             time.sleep(0.1)
         assert (run / ".lock").read_text().strip() == str(proc.pid)
-        _one_error_line(*run_cli(["train", "--resume", str(run)]), f"in use by another rlexport train process (PID {proc.pid})")
+        one_error_line(*run_cli(*["train", "--resume", str(run)]), f"in use by another rlexport train process (PID {proc.pid})")
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -65,11 +64,11 @@ def test_lock_refuses_a_second_process_and_sigterm_stops_like_ctrl_c(tmp_path):
     _, meta = load_checkpoint(run / CKPT)  # checkpointed where it stopped, not 30 s earlier
     assert meta["global_step"] == int(_rows(run / "metrics.csv")[-1]["global_step"]) > 0
     assert not list(run.rglob("*.tmp*"))
-    code, out = run_cli(["train", "--resume", str(run), "--total-steps", str(meta["global_step"] + 400), "-q"])
+    code, out = run_cli(*["train", "--resume", str(run), "--total-steps", str(meta["global_step"] + 400), "-q"])
     assert code == 0, out  # the dead holder's lock is free again
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, short_kwargs):
+def test_corrupt_latest_checkpoint_falls_back_to_previous(run_cli, tmp_path, short_kwargs):
     a, b = tmp_path / "a", tmp_path / "b"
     train(make_config("ppo", "CartPole-v1", out=str(a), **short_kwargs))
     with pytest.raises(TrainInterrupted):
@@ -79,7 +78,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, short_kwargs
     (b / CKPT).write_bytes(latest[: len(latest) // 2])  # truncated
     (b / "checkpoints" / "latest.safetensors.tmp999999").write_bytes(b"half")  # left by a kill
     (b / "summary.json.tmp").write_text("{")
-    code, out = run_cli(["train", "--resume", str(b), "--no-export", "-q"])
+    code, out = run_cli(*["train", "--resume", str(b), "--no-export", "-q"])
     assert code == 0, out
     notice = [ln for ln in out.splitlines() if "previous checkpoint" in ln]
     assert len(notice) == 1 and "corrupt" in notice[0] and "step 512" in notice[0], out
@@ -88,12 +87,12 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, short_kwargs
 
     for name in (CKPT, PREV):
         (b / name).write_bytes(b"\x00" * 10)
-    _one_error_line(*run_cli(["train", "--resume", str(b)]), "corrupt")
+    one_error_line(*run_cli(*["train", "--resume", str(b)]), "corrupt")
     (b / CKPT).unlink()  # a kill between the two renames leaves only previous (here damaged too)
-    _one_error_line(*run_cli(["train", "--resume", str(b)]), "no checkpoint")
+    one_error_line(*run_cli(*["train", "--resume", str(b)]), "no checkpoint")
 
 
-def test_edited_config_that_does_not_fit_is_refused(tmp_path, short_kwargs):
+def test_edited_config_that_does_not_fit_is_refused(run_cli, tmp_path, short_kwargs):
     run = tmp_path / "run"
     with pytest.raises(TrainInterrupted):
         train(make_config("ppo", "CartPole-v1", out=str(run), **short_kwargs), stop_after_updates=1)
@@ -107,11 +106,11 @@ def test_edited_config_that_does_not_fit_is_refused(tmp_path, short_kwargs):
     ]
     for edit, needle in cases:
         (run / "config.json").write_text(json.dumps({**original, **edit}))
-        _one_error_line(*run_cli(["train", "--resume", str(run)]), needle)
+        one_error_line(*run_cli(*["train", "--resume", str(run)]), needle)
     (run / "config.json").write_text("[1, 2]")
-    _one_error_line(*run_cli(["train", "--resume", str(run)]), "is not a valid config")
+    one_error_line(*run_cli(*["train", "--resume", str(run)]), "is not a valid config")
     (run / "config.json").write_text(json.dumps(original))
-    _one_error_line(*run_cli(["train", "--resume", str(run), "--seed", "3", "--lr", "1"]), "(got --seed, --lr)")
+    one_error_line(*run_cli(*["train", "--resume", str(run), "--seed", "3", "--lr", "1"]), "(got --seed, --learning-rate)")
 
 
 def test_time_based_checkpoints_and_one_on_stop(tmp_path, short_kwargs, monkeypatch):
@@ -136,7 +135,7 @@ def test_progress_bar_fits_80_columns():
     saved = tr.console
     tr.console = Console(file=buf, width=80, color_system=None)
     try:
-        with tr._Progress(500_000, 0) as bar:
+        with tr._Progress(500_000, 0, "ppo/onnx") as bar:
             bar(None, {"global_step": 123_456, "steps_per_s": 23456.0, "mean_return_20": 487.25})
     finally:
         tr.console = saved
