@@ -225,16 +225,20 @@ def env_only(vector_env: str, steps: int = 500_000, num_envs: int = 4, seed: int
 
 def table(steps: int, seed: int, results: str) -> list[dict]:
     """Issue 15's table, every row measured in this one invocation, one after the other."""
-    rows = [
-        dict(kind="env only, SyncVectorEnv", **env_only("sync", steps, seed=seed)),
-        dict(kind="env only, native CartPole", **env_only("native", steps, seed=seed)),
-        dict(kind="CleanRL ppo.py (re-impl.)", **cleanrl_ppo(total_timesteps=steps, seed=seed)),
+    runs = [
+        ("env only, SyncVectorEnv (4)", lambda: env_only("sync", steps, seed=seed)),
+        ("env only, native CartPole (4)", lambda: env_only("native", steps, seed=seed)),
+        ("CleanRL ppo.py (re-impl.)", lambda: cleanrl_ppo(total_timesteps=steps, seed=seed)),
     ]
     for engine in ("torch", "onnx"):
-        r = run_rlexport("CartPole-v1", engine, seed, steps, export=True)
-        rows.append(dict(kind=f"rlexport train --engine {engine}", global_step=r["steps"], **r))
-    for r in rows:
-        _emit({"bench": "table", "seed": seed, **{k: v for k, v in r.items() if k != "run_dir"}}, results)
+        def one(engine=engine):
+            r = run_rlexport("CartPole-v1", engine, seed, steps, export=True)
+            return dict(r, global_step=r["steps"])
+        runs.append((f"rlexport train --engine {engine}", one))
+    rows = []
+    for kind, fn in runs:  # each row emitted as soon as it is measured
+        rows.append(dict(kind=kind, **fn()))
+        _emit({"bench": "table", "seed": seed, **{k: v for k, v in rows[-1].items() if k != "run_dir"}}, results)
     print(f"\nCartPole-v1 PPO, {steps} steps, seed {seed}, 1 torch thread, 1 ORT thread")
     print(f"| {'run':<32} | {'wall s':>7} | {'steps/s while training':>22} | {'final return':>12} |")
     print(f"|{'-' * 34}|{'-' * 8}:|{'-' * 23}:|{'-' * 13}:|")

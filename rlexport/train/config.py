@@ -52,7 +52,7 @@ class TrainConfig:
     normalize_reward: bool = False
     box_distribution: str = "normal"
     hidden: tuple[int, ...] = (64, 64)
-    vector_env: str = "auto"  # native numpy vector env where Gymnasium has one, else SyncVectorEnv
+    vector_env: str = "auto"  # native numpy vector env where supported and faster (envs.resolve_vector_env)
     checkpoint_every: int = 0  # updates between checkpoints; 0 = auto (>= 512 env steps apart)
     threads: int = 1
     export_artifacts: bool = True

@@ -8,7 +8,8 @@ to skip (NEXT_STEP mode would interleave a no-op transition after every episode 
 
 Native vector envs: where Gymnasium registers a numpy ``vector_entry_point`` that this module
 knows how to drive with same-step autoreset (CartPole's ``CartPoleVectorEnv``), ``make_vec_env``
-uses it (``vector_env="auto"`` or ``"native"``; ``"sync"`` forces ``SyncVectorEnv``).
+uses it with ``vector_env="native"``, and with ``"auto"`` from ``NATIVE_MIN_ENVS`` envs on (where
+it is the faster one); ``"sync"`` forces ``SyncVectorEnv``.
 Gymnasium's ``CartPoleVectorEnv`` itself autoresets on the *next* step (a no-op transition with
 reward 0 after every episode end); ``SameStepCartPole`` resets the finished sub-environments
 right after the step that ended them, drawing their start states from the vector env's own
@@ -86,9 +87,17 @@ def _native_vector_entry(env_id: str) -> str | None:
     return entry if entry == SameStepCartPole.ENTRY_POINT else None
 
 
-def resolve_vector_env(env_id: str, choice: str) -> str:
-    """``"sync"`` or ``"native"`` for ``choice`` in ``VECTOR_ENVS``; ``EnvError`` if ``"native"``
-    is asked of an environment without a supported native vector implementation."""
+# ``auto`` picks the native env from this many envs on: measured side by side (benchmarks/train.py
+# env-only rows, 1 thread), CartPoleVectorEnv's ~40 numpy calls per step cost more than 4 Python
+# CartPole steps (0.85x SyncVectorEnv's steps/s at 4 envs, 0.4x at 1) and less from 8 on (2.1x at
+# 8, 3.4x at 16, 11x at 64).
+NATIVE_MIN_ENVS = 8
+
+
+def resolve_vector_env(env_id: str, choice: str, num_envs: int = NATIVE_MIN_ENVS) -> str:
+    """``"sync"`` or ``"native"`` for ``choice`` in ``VECTOR_ENVS`` (``auto``: native where
+    supported and ``num_envs >= NATIVE_MIN_ENVS``); ``EnvError`` if ``"native"`` is asked of an
+    environment without a supported native vector implementation."""
     if choice not in VECTOR_ENVS:
         raise EnvError(f"--vector-env {choice!r} is not supported; choose one of {list(VECTOR_ENVS)}")
     check_env_id(env_id)
@@ -97,14 +106,14 @@ def resolve_vector_env(env_id: str, choice: str) -> str:
         raise EnvError(f"--vector-env native: {env_id!r} has no supported native vector implementation "
                        f"(only {SameStepCartPole.ENTRY_POINT.split(':')[-1]}); use --vector-env sync")
     if choice == "auto":
-        return "native" if native else "sync"
+        return "native" if native and num_envs >= NATIVE_MIN_ENVS else "sync"
     return choice
 
 
 def make_vec_env(env_id: str, num_envs: int, vector_env: str = "sync"):
     """``num_envs`` copies of ``env_id`` with same-step autoreset: a ``SyncVectorEnv``, or with
-    ``vector_env="native"`` (or ``"auto"`` where one exists) the native numpy vector env."""
-    if resolve_vector_env(env_id, vector_env) == "native":
+    ``vector_env="native"`` (or ``"auto"``, see ``resolve_vector_env``) the native numpy vector env."""
+    if resolve_vector_env(env_id, vector_env, num_envs) == "native":
         return SameStepCartPole(gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point"))
     return gym.vector.SyncVectorEnv(
         [lambda: gym.make(env_id) for _ in range(num_envs)],

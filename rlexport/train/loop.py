@@ -416,7 +416,7 @@ def _check_resume_fits(cfg: TrainConfig, tensors: dict[str, torch.Tensor], meta:
 
 def make_vec_env_kind(cfg: TrainConfig) -> str:
     """``"sync"`` or ``"native"``: the vector env ``cfg`` trains with."""
-    return resolve_vector_env(cfg.env_id, cfg.vector_env)
+    return resolve_vector_env(cfg.env_id, cfg.vector_env, cfg.num_envs)
 
 
 def _check_state_matches(trainer_state: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], run: Path) -> None:

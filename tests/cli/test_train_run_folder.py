@@ -100,7 +100,7 @@ def test_edited_config_that_does_not_fit_is_refused(run_cli, tmp_path, short_kwa
     cases = [
         ({"hidden": [32, 32]}, "tensor 'param.actor_network.module.0.weight' is shape [64, 4], the config needs [32, 4]"),
         ({"num_envs": 8}, "tensor 'obs' is shape [4, 4], the config needs [8, 4]"),
-        ({"vector_env": "sync"}, "vector-env states"),
+        ({"vector_env": "native"}, "vector-env states"),
         ({"num_envs": "four"}, "is not a valid config"),
         ({"engine": "jax"}, "is not a valid config"),
     ]

@@ -26,11 +26,13 @@ def _sync_to(sync, native_state, steps):
         w._elapsed_steps = int(steps[i])
 
 
-def test_auto_picks_native_for_cartpole_only():
-    assert resolve_vector_env("CartPole-v1", "auto") == "native"
-    assert resolve_vector_env("Pendulum-v1", "auto") == "sync"
-    assert isinstance(make_vec_env("CartPole-v1", 2, "auto"), SameStepCartPole)
-    assert isinstance(make_vec_env("CartPole-v1", 2, "sync"), gym.vector.SyncVectorEnv)
+def test_auto_picks_native_for_cartpole_from_8_envs():
+    assert resolve_vector_env("CartPole-v1", "auto", 8) == "native"
+    assert resolve_vector_env("CartPole-v1", "auto", 4) == "sync"  # slower than 4 SyncVectorEnv copies
+    assert resolve_vector_env("Pendulum-v1", "auto", 64) == "sync"
+    assert isinstance(make_vec_env("CartPole-v1", 8, "auto"), SameStepCartPole)
+    assert isinstance(make_vec_env("CartPole-v1", 2, "native"), SameStepCartPole)
+    assert isinstance(make_vec_env("CartPole-v1", 8, "sync"), gym.vector.SyncVectorEnv)
     with pytest.raises(EnvError, match="--vector-env native: 'Pendulum-v1'"):
         make_vec_env("Pendulum-v1", 2, "native")
     assert TrainConfig.from_dict({"env_id": "CartPole-v1"}).vector_env == "sync"  # runs from before the field
