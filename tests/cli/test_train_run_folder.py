@@ -1,26 +1,24 @@
 """``rlexport train`` run folders: the lock, SIGTERM, checkpoint fallback, edited configs, temp files,
 time-based checkpoints, the 80-column progress bar."""
 
-import csv
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-import torch
 
 from rlexport.train import TrainInterrupted, make_config, train
 from rlexport.train import loop as loop_mod
 from rlexport.train.checkpoint import load_checkpoint
 
 from cli_helpers import one_error_line
+from train_runs import CKPT, assert_same_checkpoints
+from train_runs import csv_rows as _rows
 
-CKPT = "checkpoints/latest.safetensors"
 PREV = "checkpoints/previous.safetensors"
 
 
@@ -29,16 +27,8 @@ def short_kwargs():
     return dict(total_steps=1536, export_artifacts=False, checkpoint_every=1)
 
 
-def _rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _same_final_state(a, b):
-    ta, ma = load_checkpoint(a / CKPT)
-    tb, mb = load_checkpoint(b / CKPT)
-    assert ma["global_step"] == mb["global_step"] and ma["rng_numpy"] == mb["rng_numpy"]
-    assert set(ta) == set(tb) and all(torch.equal(ta[k], tb[k]) for k in ta)
+    assert_same_checkpoints(a, b)
     assert (a / "episodes.csv").read_text() == (b / "episodes.csv").read_text()
 
 
