@@ -81,10 +81,6 @@ CONTEXT = {
 }
 # Known breakage, strictly expected to fail until the named fix lands (then delete the entry).
 XFAIL: dict[str, str] = {
-    "rlexport validate runs/first/artifacts/train_step.onnx":
-        "validate cannot rebuild a train step without train_step.loss.pt (issue 13, cli)",
-    "rlexport check-estimator gae --dtype float64 --horizon 32":
-        "check-estimator requires --out (issue 13, cli)",
     "names:from rlexport.export import export_grad, export_train_step":
         "the snippet loops over `batches`, which the README never defines (issue 13)",
 }
