@@ -1,0 +1,44 @@
+"""The ``run_cli`` fixture (the real ``rlexport`` entry point, in-process) and a small bundle."""
+
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# small and quick to export: 2 envs x 8 steps, 2 epochs x 2 minibatches
+SMALL = dict(num_envs=2, num_steps=8, update_epochs=2, num_minibatches=2, total_steps=64, seed=5, hidden=(16, 16))
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``rlexport.cli.app.main`` with ``args``; returns ``(exit code, stdout + stderr)``."""
+
+    def run(*args):
+        from rlexport.cli import app, errors
+
+        monkeypatch.setattr(errors.console, "width", 250)
+        monkeypatch.setattr(errors.console_err, "width", 250)
+        monkeypatch.setattr(sys, "argv", ["rlexport", *map(str, args)])
+        code = 0
+        try:
+            app.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def small_bundle(tmp_path_factory):
+    """``make_bundle`` of ``SMALL`` PPO on CartPole-v1: ``(config, bundle folder)``."""
+    from rlexport.train.bundle import make_bundle
+    from rlexport.train.config import make_config
+
+    cfg = make_config("ppo", "CartPole-v1", **SMALL)
+    out = tmp_path_factory.mktemp("bundle") / "b"
+    make_bundle(cfg, out)
+    return cfg, out
