@@ -32,6 +32,11 @@ def run_cli(monkeypatch, capsys):
     return run
 
 
+@pytest.fixture
+def small_options():
+    return dict(SMALL)
+
+
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory):
     """``make_bundle`` of ``SMALL`` PPO on CartPole-v1: ``(config, bundle folder)``."""

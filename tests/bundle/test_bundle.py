@@ -11,8 +11,6 @@ import torch
 
 from rlexport.export import read_golden
 
-from .conftest import SMALL
-
 
 def _strict_json(path: Path):
     def refuse(name):
@@ -111,14 +109,14 @@ def test_bundle_train_step_validates_against_torch_optim(small_bundle):
     assert report.passed, report.failures
 
 
-def test_bundle_from_run_carries_the_checkpoint(tmp_path):
+def test_bundle_from_run_carries_the_checkpoint(tmp_path, small_options):
     """--from RUN: the run's parameters, Adam state, progress and normalisation statistics."""
     from rlexport.train import make_config, train
     from rlexport.train.bundle import make_bundle
     from rlexport.train.checkpoint import load_checkpoint
 
     cfg = make_config("ppo", "CartPole-v1", engine="torch", export_artifacts=False, normalize_obs=True,
-                      out=str(tmp_path / "run"), **{**SMALL, "total_steps": 32})
+                      out=str(tmp_path / "run"), **{**small_options, "total_steps": 32})
     train(cfg)
     tensors, meta = load_checkpoint(tmp_path / "run/checkpoints/latest.safetensors")
     out = make_bundle(None, tmp_path / "b", from_run=tmp_path / "run")
