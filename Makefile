@@ -1,34 +1,33 @@
 # The two commands of the README:   make demo   and   make test   (.ci/run runs make test)
-# Both do all set-up first (idempotent): a local virtual environment with the CPU build of
-# torch 2.13.0 installed *before* anything that depends on torch, so pip never pulls CUDA.
+# Both do all set-up first (idempotent, scripts/bootstrap.py): a virtual environment in .venv,
+# torch 2.13.0 installed *before* anything that depends on torch (the CPU build on a machine
+# without an NVIDIA GPU, the CUDA build with one), then pip install -e '.[test]'.
 PYTHON ?= python3
 VENV   ?= .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.rlexport-installed
+BOOT   := $(PYTHON) scripts/bootstrap.py --venv $(VENV)
 
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup demo test bench clean
+.PHONY: setup prereqs demo test bench clean
 
-setup: $(STAMP)
+setup:
+	@$(BOOT) setup
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
-	@$(PY) -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else 'a CUDA build of torch was installed; expected the CPU build 2.13.0')"
-	touch $(STAMP)
+# node >= 20, npm, cmake, a C++20 compiler (make test checks them before any test runs).
+prereqs:
+	@$(BOOT) prereqs
 
 demo: setup
 	$(VENV)/bin/rlexport train
 
-# The Python suite, then the non-Python consumers (Node.js + C++) on freshly exported artifacts.
-test: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile
-	PYTHON=$(PY) bash examples/run.sh
+# Prerequisites, set-up, the Python suite, then the non-Python consumers (Node.js + C++) on
+# freshly exported artifacts; the durations of the phases at the end. PYTHON_ONLY=1 runs the
+# Python suite alone (refused under CI=true).
+test:
+	@$(BOOT) test $(if $(filter 1,$(PYTHON_ONLY)),--python-only)
 
 bench: setup
-	$(PY) benchmarks/estimators.py
+	$(VENV)/bin/python benchmarks/estimators.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info runs examples/artifacts examples/cpp/build examples/node/node_modules

@@ -9,8 +9,7 @@ expected, the shapes involved. Checks look only at names, shapes and dtypes (sta
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -100,70 +99,18 @@ def normalize_dim(owner: str, name: str, dim: int, ndim: int) -> int:
     return dim % ndim
 
 
-_CONSTANTS: dict[tuple, torch.Tensor] = {}
-_CONSTANTS_MAX = 4096
-
-
-_GRAPH_SEMANTICS_DEPTH = [0]
-
-
-@contextlib.contextmanager
-def graph_semantics() -> Iterator[None]:
-    """Inside, eager calls compute exactly what a traced graph computes.
-
-    rlexport's modules take a few eager-only shortcuts (fused ``softplus``/``atanh`` kernels,
-    cached constants) that agree with the exported decompositions within a few ulp. That is
-    enough for one forward pass, but a reference for many optimizer steps (Adam divides by
-    ``sqrt(v)``) amplifies ulp-level differences, so the validators run their eager reference
-    in here: :func:`is_plain_eager` is ``False`` and the eager ops are the graph's, op for op.
-    """
-    _GRAPH_SEMANTICS_DEPTH[0] += 1
-    try:
-        yield
-    finally:
-        _GRAPH_SEMANTICS_DEPTH[0] -= 1
-
-
-def is_plain_eager(like: torch.Tensor) -> bool:
-    """A plain eager call: a real tensor, no tracer (dynamo, jit.trace), no dispatch mode
-    (fake tensors, make_fx, functionalization) active, and not inside :func:`graph_semantics`."""
-    return (
-        type(like) is torch.Tensor
-        and not _GRAPH_SEMANTICS_DEPTH[0]
-        and not torch._C._len_torch_dispatch_stack()
-        and not torch._C._is_tracing()
-        and not torch.compiler.is_compiling()
-    )
-
-
 def constant_like(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``value`` as a tensor of ``like``'s dtype and device.
 
     A Python float written into a traced graph becomes a float32 constant; making every constant
-    a tensor of the input dtype keeps float64 graphs exact.
-
-    In plain eager calls the 0-d tensor of a Python number is cached per (value, dtype, device)
-    (a fresh ``torch.tensor`` costs more than the arithmetic it feeds at small batch sizes); the
-    cached tensors are shared, so callers never modify a constant in place. Under any tracing a
-    fresh constant is made every time.
+    a tensor of the input dtype keeps float64 graphs exact. A fresh 0-d tensor every call, in
+    eager and in a traced graph alike.
     """
     if isinstance(value, torch.Tensor):
         if value.dtype == like.dtype and value.device == like.device:
             return value
         return value.to(dtype=like.dtype, device=like.device)
-    if not is_plain_eager(like):
-        return torch.tensor(value, dtype=like.dtype, device=like.device)
-    key = (type(value), value, like.dtype, like.device)
-    try:
-        out = _CONSTANTS.get(key)
-    except TypeError:  # an unhashable value (a list): no cache
-        return torch.tensor(value, dtype=like.dtype, device=like.device)
-    if out is None:
-        with torch.inference_mode(False), torch.no_grad():
-            out = torch.tensor(value, dtype=like.dtype, device=like.device)
-        if len(_CONSTANTS) < _CONSTANTS_MAX:
-            _CONSTANTS[key] = out
-    return out
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
 def choice(owner: str, name: str, value: Any, allowed: Sequence[Any]) -> Any:

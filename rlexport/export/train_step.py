@@ -68,7 +68,6 @@ from rlexport.export.grad import (
     verify_golden,
     write_artifact,
 )
-from rlexport.inputs import graph_semantics
 
 Tensor = torch.Tensor
 
@@ -224,11 +223,8 @@ def eager_train_steps(
 
     Starts from ``initial_state`` (graph names: ``param.*``, optimizer state, loss state) on a copy
     of ``loss`` (cast to ``dtype`` if given). Returns, per step, every graph output by name.
-    Runs under :func:`rlexport.inputs.graph_semantics`: the exported computation op for op (a
-    multi-step reference amplifies the ulp-level differences of eager-only fused kernels).
     """
-    with graph_semantics():
-        return _eager_train_steps(loss, layout, initial_state, steps, dtype=dtype)
+    return _eager_train_steps(loss, layout, initial_state, steps, dtype=dtype)
 
 
 def _eager_train_steps(loss, layout, initial_state, steps, *, dtype):

@@ -12,10 +12,9 @@ Each class follows the numbers of its TorchRL 0.14.1 / ``torch.distributions`` c
 - every constant is a tensor of the parameters' dtype (``rlexport.inputs.constant_like``), so a
   float64 graph stays float64 in ONNX;
 - ``atanh`` is ``0.5*(log1p(y) - log1p(-y))`` and ``softplus`` is torch's thresholded
-  ``where(x > 20, x, log1p(exp(x)))`` in traced graphs: ONNX Runtime's CPU provider has no
-  float64 ``Atanh``/``Softplus`` kernels (a plain eager call uses torch's fused kernels: the same
-  numbers within a few ulp; :func:`rlexport.inputs.graph_semantics` makes eager take the graph
-  forms).
+  ``where(x > 20, x, log1p(exp(x)))``, in eager calls and traced graphs alike: ONNX Runtime's
+  CPU provider has no float64 ``Atanh``/``Softplus`` kernels (torch's fused kernels agree with
+  these forms within a few ulp).
 
 Shapes: ``batch_shape`` is the parameters' shape without the event dims; samples are
 ``sample_shape + batch_shape + event_shape``; ``log_prob`` and ``entropy`` are
@@ -30,7 +29,7 @@ from numbers import Number
 
 import torch
 
-from rlexport.inputs import check_tensor, constant_like, is_plain_eager
+from rlexport.inputs import check_tensor, constant_like
 
 __all__ = [
     "Distribution",
@@ -61,19 +60,15 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     spell exactly that as ``where(x > 20, x, log1p(exp(min(x, 20))))`` (the clamp keeps the
     unselected branch finite, so no NaN gradient), which TorchRL's ``biased_softplus`` and
     ``TanhTransform`` compute through the same kernel. The gradient at ``x = 0`` is
-    ``sigmoid(0) = 0.5``. A plain eager call uses the kernel itself.
+    ``sigmoid(0) = 0.5``.
     """
-    if is_plain_eager(x):
-        return torch.nn.functional.softplus(x)
     threshold = constant_like(20.0, x)
     return torch.where(x > threshold, x, torch.log1p(torch.exp(torch.clamp(x, max=threshold))))
 
 
 def atanh(y: torch.Tensor) -> torch.Tensor:
-    """``atanh(y)`` as ``0.5*(log1p(y) - log1p(-y))`` (no ONNX ``Atanh`` node); a plain eager
-    call uses ``torch.atanh`` (one kernel, what TorchRL's ``safeatanh`` calls)."""
-    if is_plain_eager(y):
-        return torch.atanh(y)
+    """``atanh(y)`` as ``0.5*(log1p(y) - log1p(-y))`` (no ONNX ``Atanh`` node; torch's kernel,
+    what TorchRL's ``safeatanh`` calls, agrees within a few ulp)."""
     return constant_like(0.5, y) * (torch.log1p(y) - torch.log1p(-y))
 
 
@@ -237,8 +232,8 @@ class Categorical(Distribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         value = check_tensor(type(self).__name__, "value", value)
         idx = (value if value.dtype == torch.int64 else value.long()).unsqueeze(-1)
-        if type(value) is torch.Tensor and value.shape == self.batch_shape:
-            # eager, one value per batch entry: no broadcast needed (same numbers, fewer ops)
+        if value.shape == self.batch_shape:
+            # one value per batch entry: no broadcast needed (same numbers, fewer ops)
             return self.logits.gather(-1, idx).squeeze(-1)
         idx, log_pmf = torch.broadcast_tensors(idx, self.logits)
         return log_pmf.gather(-1, idx[..., :1]).squeeze(-1)
@@ -361,7 +356,7 @@ class IndependentNormal(Distribution):
         scale = _as_tensor_like(scale, loc)
         self.loc = loc
         self.scale = scale
-        if type(loc) is torch.Tensor and loc.shape == scale.shape:  # eager: no broadcast needed
+        if loc.shape == scale.shape:  # no broadcast needed
             shape = loc.shape
         else:
             shape = torch.broadcast_shapes(loc.shape, scale.shape)
@@ -482,7 +477,7 @@ class TanhNormal(Distribution):
             self._s = (self.high - self.low) / 2
         else:  # bounds -1/1: the affine map is left out, its constants are never used
             self._c = self._s = None
-        if type(loc) is torch.Tensor and loc.shape == scale.shape:  # eager: no broadcast needed
+        if loc.shape == scale.shape:  # no broadcast needed
             shape = loc.shape
         else:
             shape = torch.broadcast_shapes(loc.shape, scale.shape)

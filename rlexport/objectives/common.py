@@ -31,7 +31,6 @@ from rlexport.inputs import (
     choice,
     constant_like,
     flatten_key,
-    is_plain_eager,
     next_key,
 )
 
@@ -314,17 +313,14 @@ class LossModule(nn.Module):
     def _times_hyper(self, name: str, inputs: Mapping[str, Any], tensor: torch.Tensor, *, negate: bool = False) -> torch.Tensor:
         """``tensor * h`` (``tensor * -h`` with ``negate``) for hyper-parameter ``h`` = ``name``.
 
-        With the module's float (no keyword input): a factor of exactly 1 is left out (``x * 1``
-        is ``x``), and a plain eager call multiplies by the Python number (the same product as by
-        a 0-d tensor of ``tensor``'s dtype, without building one).
+        With the module's float (no keyword input) a factor of exactly 1 is left out (``x * 1``
+        is ``x``); otherwise ``h`` is a 0-d tensor of ``tensor``'s dtype.
         """
         if not negate and self._unit_factor(name, inputs):
             return tensor
         value = inputs.get(name)
         if value is None:
             value = getattr(self, name)
-            if is_plain_eager(tensor):
-                return tensor * (-value if negate else value)
         factor = const(value, tensor)
         return tensor * (-factor if negate else factor)
 
@@ -455,7 +451,7 @@ class LossModule(nn.Module):
 
 
 def const(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """:func:`rlexport.inputs.constant_like` (eager calls reuse cached 0-d constants)."""
+    """:func:`rlexport.inputs.constant_like`."""
     return constant_like(value, like)
 
 
@@ -573,25 +569,14 @@ class ActorCriticLoss(LossModule):
         old_state_value: torch.Tensor | None,
         coeff_name: str | None = "critic_coeff",
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Critic loss (times ``critic_coeff``) and the value clip fraction. Unreduced, except
-        in a plain eager call when nothing comes between the distance and the reduction (no value
-        clipping, a factor of 1): then already reduced (0-d), which :meth:`_reduce` passes
-        through."""
+        """Critic loss (times ``critic_coeff``), unreduced ``[*batch, 1]``, and the value clip
+        fraction (``None`` without value clipping)."""
         shape = value_target.shape
         if state_value.shape != shape or (old_state_value is not None and old_state_value.shape != shape):
             shapes = {self._k("value_target"): value_target, self._k("value") + " (critic output)": state_value}
             if old_state_value is not None:
                 shapes[self._k("value")] = old_state_value
             check_same_shape(type(self).__name__, shapes)  # raises, naming both shapes
-        if (
-            self.clip_value is None and self.reduction != "none" and self._unit_factor(coeff_name, inputs)
-            and is_plain_eager(state_value)
-        ):
-            # nothing between the distance and the reduction: an eager call reduces inside the
-            # loss kernel (the same value; its backward scales by 1/N where a separate mean
-            # divides by N, an ulp apart). Graphs keep the separate mean, as the runtimes'
-            # decompositions of the fused backward differ.
-            return distance_loss(value_target, state_value, self.loss_critic_type, reduction=self.reduction), None
         loss_value = distance_loss(value_target, state_value, self.loss_critic_type)
         clip_fraction = None
         if self.clip_value is not None:
@@ -626,7 +611,7 @@ class ActorCriticLoss(LossModule):
         reduced = {}
         for key, value in out.items():
             if not key.startswith("loss_") or (value.ndim == 0 and reduction != "none"):
-                reduced[key] = value  # a diagnostic, or reduced in its kernel already
+                reduced[key] = value  # a diagnostic, or a 0-d term
             elif key in trailing_dim:
                 reduced[key] = reduce_loss(value, reduction)
             else:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from rlexport.inputs import check_tensor, is_plain_eager
+from rlexport.inputs import check_tensor
 
 from .common import ActorCriticLoss, const
 from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, sample_and_log_prob
@@ -285,19 +285,6 @@ class ClipPPOLoss(PPOLoss):
 
     def _clip_bounds(self, inputs, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log(1 - eps_low), log(1 + eps_high))`` as tensors of ``like``'s dtype."""
-        given = self.clip_epsilon is not None and inputs.get("clip_epsilon") is not None
-        if not given and is_plain_eager(like):
-            # from the module's floats: the same two 0-d tensors every eager call
-            key = (self.clip_epsilon, self.clip_epsilon_low, self.clip_epsilon_high, like.dtype, like.device)
-            cached = self.__dict__.get("_clip_bounds_cache")
-            if cached is None or cached[0] != key:
-                with torch.inference_mode(False), torch.no_grad():  # reusable in any later mode
-                    cached = (key, self._clip_bounds_of(inputs, like))
-                self.__dict__["_clip_bounds_cache"] = cached
-            return cached[1]
-        return self._clip_bounds_of(inputs, like)
-
-    def _clip_bounds_of(self, inputs, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.clip_epsilon is not None:
             eps = self._hyper("clip_epsilon", inputs, like)
             return (-eps).log1p(), eps.log1p()

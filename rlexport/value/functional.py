@@ -50,10 +50,6 @@ __all__ = [
 # input handling
 
 
-def _is_tracing() -> bool:
-    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
-
-
 def _check_inputs(owner: str, floats: dict, flags: dict) -> None:
     for name, value in floats.items():
         check_tensor(owner, name, value, floating=True)
@@ -80,7 +76,11 @@ def _time_axis(owner: str, time_dim: int, like: torch.Tensor) -> int:
 
 
 def _coef(owner: str, name: str, value, like: torch.Tensor, *, per_step: bool = True) -> torch.Tensor:
-    """``gamma``/``lmbda``/thresholds as a tensor of ``like``'s dtype: scalar, or per step."""
+    """``gamma``/``lmbda``/thresholds as a tensor of ``like``'s dtype: scalar, or per step.
+
+    A Python number must be finite; a tensor's values are not looked at (that would be a
+    data-dependent check): a non-finite tensor gives non-finite estimates, in eager and graphs.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
         raise TypeError(f"{owner}: {name} must be a float or a tensor, got {type(value).__name__}")
     # Scalars become [1, ..., 1] of ``like``'s rank, not 0-d: ONNX Runtime's CPU kernels
@@ -96,8 +96,6 @@ def _coef(owner: str, name: str, value, like: torch.Tensor, *, per_step: bool = 
     elif not per_step or tuple(value.shape) != tuple(like.shape):
         allowed = "a scalar" if not per_step else f"a scalar or a tensor of shape {list(like.shape)}"
         raise ValueError(f"{owner}: {name} has shape {list(value.shape)}; expected {allowed}")
-    if value.is_floating_point() and not _is_tracing() and not bool(torch.isfinite(value).all()):
-        raise ValueError(f"{owner}: {name} must be finite, got non-finite values")
     return value.to(dtype=like.dtype, device=like.device)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 
 import pytest
 import torch
@@ -296,24 +295,20 @@ def test_a2c_normalize_advantage_extension(nets, data):
 @pytest.mark.parametrize("loss_function", ["l1", "l2", "smooth_l1"])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_distance_loss_is_torch_functional(dtype, loss_function, reduction):
-    """distance_loss calls the kernels behind torch.nn.functional directly in eager: the same
-    values and gradients bit for bit, eager or under graph_semantics (the wrappers)."""
+    """distance_loss is torch.nn.functional's loss: the same values and gradients bit for bit."""
     import torch.nn.functional as F
 
-    from rlexport.inputs import graph_semantics
     from rlexport.objectives.utils import distance_loss
 
     g = torch.Generator().manual_seed(0)
     target = 2 * torch.randn(33, 1, generator=g, dtype=dtype)
     reference = {"l1": F.l1_loss, "l2": F.mse_loss, "smooth_l1": F.smooth_l1_loss}[loss_function]
-    for context in (contextlib.nullcontext, graph_semantics):
-        value = torch.randn(33, 1, generator=g, dtype=dtype, requires_grad=True)
-        with context():
-            got = distance_loss(target, value, loss_function, reduction=reduction)
-        want = reference(target, value, reduction=reduction)
-        assert torch.equal(got, want)
-        (got_grad,) = torch.autograd.grad(got.sum(), value)
-        (want_grad,) = torch.autograd.grad(want.sum(), value)
-        assert torch.equal(got_grad, want_grad)
+    value = torch.randn(33, 1, generator=g, dtype=dtype, requires_grad=True)
+    got = distance_loss(target, value, loss_function, reduction=reduction)
+    want = reference(target, value, reduction=reduction)
+    assert torch.equal(got, want)
+    (got_grad,) = torch.autograd.grad(got.sum(), value)
+    (want_grad,) = torch.autograd.grad(want.sum(), value)
+    assert torch.equal(got_grad, want_grad)
     with pytest.raises(ValueError, match=r"shapes \[33, 1\] and \[33\]"):
         distance_loss(target, value.squeeze(-1), loss_function)

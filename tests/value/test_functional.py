@@ -210,8 +210,8 @@ def test_bad_inputs():
         O.td0_return_estimate(0.9, nv, r, term.float())
     with pytest.raises(ValueError, match="gamma=nan must be finite"):
         O.generalized_advantage_estimate(float("nan"), 0.9, v, nv, r, done, term)
-    with pytest.raises(ValueError, match="lmbda must be finite"):
-        O.td_lambda_return_estimate(0.9, torch.tensor(float("inf")), nv, r, done, term)
+    # a tensor's values are not checked (data-dependent): non-finite in, non-finite out
+    assert not torch.isfinite(O.td_lambda_return_estimate(0.9, torch.tensor(float("inf")), nv, r, done, term)).all()
     with pytest.raises(ValueError, match=r"gamma has shape \[3\]"):
         O.reward2go(r, done, torch.ones(3))
     with pytest.raises(ValueError, match="rolling_gamma=False"):
