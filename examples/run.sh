@@ -42,23 +42,9 @@ TORCH_DIR="$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importli
     && cmake --build "$BUILD" -j1
 ) >"$BUILD/build.log" 2>&1 &
 CPP_BUILD=$!
-(
-  cd "$EXAMPLES/node"
-  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error
-  else
-    echo "node_modules up to date"
-  fi
-) >"$BUILD/npm.log" 2>&1 &
+"$EXAMPLES/npm-ci-if-needed.sh" "$EXAMPLES/node" >"$BUILD/npm.log" 2>&1 &
 NPM=$!
-(
-  cd "$EXAMPLES/js"
-  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error
-  else
-    echo "node_modules up to date"
-  fi
-) >"$BUILD/npm-js.log" 2>&1 &
+"$EXAMPLES/npm-ci-if-needed.sh" "$EXAMPLES/js" >"$BUILD/npm-js.log" 2>&1 &
 NPM_JS=$!
 JS_PARITY="$RLEXPORT_ARTIFACTS/js-parity"
 

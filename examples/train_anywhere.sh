@@ -27,12 +27,7 @@ command -v node >/dev/null || { echo "error: node not found (needs node>=20 with
 [ -x "$PY" ] || { echo "error: $PY not found: run 'make setup' first, or set PYTHON" >&2; exit 2; }
 
 # 1. the JS host's packages (onnxruntime-node / -web, puppeteer-core; .npmrc skips ORT's CUDA download)
-(
-  cd "$EXAMPLES/js"
-  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error >&2
-  fi
-)
+"$EXAMPLES/npm-ci-if-needed.sh" "$EXAMPLES/js" >&2
 if [ "$HOST" = browser ]; then
   "$EXAMPLES/web/ensure-chromium.sh" >&2
 fi
