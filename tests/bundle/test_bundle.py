@@ -159,3 +159,28 @@ def test_bundle_refuses_a_non_empty_folder(run_cli, tmp_path):
     code, text = run_cli("bundle", "-o", tmp_path / "b", "--num-envs", "2")
     assert code == 2 and "exists and is not an empty folder" in text
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["keep.txt"]
+
+
+def test_bundle_box_actions_and_normalisation(tmp_path, small_options):
+    """Pendulum-v1 (Box actions; PPO's Pendulum defaults normalise observations and rewards)."""
+    import onnxruntime as ort
+
+    from rlexport.train.bundle import make_bundle
+    from rlexport.train.config import make_config
+
+    cfg = make_config("ppo", "Pendulum-v1", **small_options)
+    out = make_bundle(cfg, tmp_path / "b")
+    doc = _strict_json(out / "bundle.json")
+    assert doc["env"]["action"] == {"type": "box", "shape": [1], "dtype": "float32", "low": [-2.0], "high": [2.0]}
+    assert doc["policy"]["distribution"] == "normal" and doc["policy"]["noise"]["distribution"] == "standard_normal"
+    obs_norm, rew_norm = doc["normalization"]["observation"], doc["normalization"]["reward"]
+    assert obs_norm["mean"] == [0.0] * 3 and obs_norm["var"] == [1.0] * 3 and obs_norm["count"] == 1e-4
+    assert rew_norm["returns"] == [0.0] * cfg.num_envs and rew_norm["gamma"] == cfg.gamma
+    state = read_golden(out / "state").cases[0].inputs
+    sess = ort.InferenceSession(str(out / "graphs/act.onnx"), providers=["CPUExecutionProvider"])
+    feed = {g: state[s] for g, s in doc["graphs"]["act"]["params"].items()}
+    obs = np.zeros((cfg.num_envs, 3), np.float32)
+    zero, _, _ = sess.run(None, {**feed, "observation": obs, "noise": np.zeros((cfg.num_envs, 1), np.float32)})
+    one, _, _ = sess.run(None, {**feed, "observation": obs, "noise": np.ones((cfg.num_envs, 1), np.float32)})
+    # loc + scale * noise with the initial log-std 0: unit noise moves the action by exactly 1
+    np.testing.assert_allclose(one - zero, 1.0, rtol=1e-6)

@@ -31,6 +31,32 @@ for (const role of ['act', 'advantage']) {
   });
 }
 
+test('bundle train_step graph replays its golden steps in onnxruntime-node (state fed back)', async () => {
+  const bundle = await loadBundle(nodeIO, BUNDLE);
+  const goldenDir = path.join(BUNDLE, bundle.spec.graphs.train_step.onnx.golden);
+  const index = await readGoldenIndex(nodeIO, goldenDir);
+  const session = await ort.InferenceSession.create(bundle.graphs.train_step.bytes, { intraOpNumThreads: 1 });
+  const toOrt = (t) => new ort.Tensor(t.dtype, t.data, t.shape);
+  // the bundle's initial state is the golden sample's
+  const initial = await readTensorMap(nodeIO, goldenDir, index.initial_state);
+  let state = {};
+  for (const [name, t] of Object.entries(initial)) {
+    assert.equal(mismatch(`initial ${name}`, bundle.state[name].data, t.data, 0, 0), null);
+    state[name] = toOrt(bundle.state[name]);
+  }
+  assert.ok(index.cases.length >= 2);
+  for (const c of index.cases) {
+    const inputs = await readTensorMap(nodeIO, goldenDir, c.inputs);
+    const outputs = await readTensorMap(nodeIO, goldenDir, c.outputs);
+    const got = await session.run({ ...state, ...Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, toOrt(t)])) });
+    for (const [name, exp] of Object.entries(outputs)) {
+      const tol = c.outputs[name].tolerance || index;
+      assert.equal(mismatch(`train_step ${c.name} ${name}`, got[name].data, exp.data, tol.rtol, tol.atol), null);
+    }
+    state = Object.fromEntries(Object.entries(bundle.spec.state.train_step_updates).map(([input, output]) => [input, got[output]]));
+  }
+});
+
 test('loadBundle refuses another format or version with a clear message', async () => {
   const io = (doc) => ({ readText: async () => JSON.stringify(doc), readBytes: async () => new Uint8Array() });
   await assert.rejects(loadBundle(io({ format: 'other', version: 1 }), 'x'), /format "other", expected "rlexport-bundle"/);
