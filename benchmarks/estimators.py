@@ -44,7 +44,8 @@ def _worker(threads: int, onnx_dir: Path, repeats: int) -> list[dict]:
     import torch
     import torchrl.objectives.value.functional as R
 
-    from rlexport.value.onnx_check import build_estimator, example_inputs, ort_session, run_ort
+    from rlexport.models.factory import build_estimator
+    from rlexport.models.factory import estimator_example as example_inputs
 
     torch.set_num_threads(threads)
     rows = []
@@ -76,6 +77,29 @@ def _worker(threads: int, onnx_dir: Path, repeats: int) -> list[dict]:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
+
+
+def ort_session(path: Path, threads: int, *, denormal_as_zero: bool = False):
+    """A CPU ONNX Runtime session with ``threads`` intra-op threads.
+
+    ``denormal_as_zero=True`` sets ORT's ``session.set_denormal_as_zero``: long horizons multiply
+    discounts down into float denormals (< 1e-38 in float32), which makes ORT's kernels slower at
+    long horizons (the table's two ORT columns); flushing them changes no result at float32
+    precision. It is off by default because ORT sets the flush-to-zero mode of the calling thread.
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    if denormal_as_zero:
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def run_ort(session, inputs) -> list:
+    """One plain ``session.run`` (no per-call checks: the feed is fixed by construction)."""
+    return session.run(None, {i.name: inputs[i.name].numpy() for i in session.get_inputs()})
 
 
 def _fmt(x) -> str:
@@ -112,7 +136,9 @@ def main() -> None:
 
     import torch
 
-    from rlexport.value.onnx_check import build_estimator, example_inputs, export_onnx
+    from rlexport.export import export_onnx
+    from rlexport.models.factory import build_estimator
+    from rlexport.models.factory import estimator_example as example_inputs
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_dir = Path(tmp)

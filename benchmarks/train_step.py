@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 def build(batch: int, seed: int = 0):
     """ClipPPOLoss of the mujoco preset (IndependentNormal) and a batch with advantages given."""
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
 
     built = build_module(BuildSpec(preset="mujoco", loss="clip-ppo", batch=batch, seed=seed,
                                    options={"clip_epsilon": 0.2, "entropy_coeff": 0.0}))
@@ -71,7 +71,7 @@ def main() -> None:
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        export_train_step(loss, example, path, "adam", hyperparams=hp, golden=False, save_module=False)
+        export_train_step(loss, example, path, "adam", hyperparams=hp, golden=False)
     export_s = time.perf_counter() - t
 
     rows = []

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import traceback
 
 import typer
 from rich.markup import escape
@@ -39,7 +41,7 @@ COMMAND_MODULES = [
 
 def _version_callback(value: bool) -> None:
     if value:
-        import torch
+        import torch  # heavy: only for --version, so that `rlexport --help` stays fast
 
         typer.echo(f"rlexport {__version__} (torch {torch.__version__})")
         raise typer.Exit()
@@ -58,23 +60,37 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C: the command stops, its staging files are removed, exit 130."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     """Console-script entry point.
 
     Typer (standalone mode) reports its own usage errors with exit 2. Our commands raise
     ``UsageError`` (or a library ``ValueError``/``TypeError``/``OSError`` naming the bad input):
-    one red line on stderr and exit 2. ``RLEXPORT_DEBUG=1`` shows the full traceback instead.
+    one red line on stderr and exit 2; ``RLEXPORT_DEBUG=1`` prints the traceback first, then the
+    same line and the same exit status. Ctrl-C and SIGTERM stop the command with one line and
+    exit 130 (an export in progress leaves nothing behind: writes are staged and atomic).
     """
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except (UsageError, ValueError, TypeError, OSError) as err:
         if os.environ.get("RLEXPORT_DEBUG"):
-            raise
+            traceback.print_exc()
         console_err.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        console_err.print("[red]interrupted[/]")
+    except KeyboardInterrupt as err:
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        console_err.print(f"[red]{what}[/]: stopped; no partial artifact is left behind")
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate_cmd(
         run: Path = typer.Argument(..., help="A run folder written by `rlexport train`."),
-        episodes: int = typer.Option(10, "--episodes", "-n", help="Episodes to run."),
-        backend: str = typer.Option("onnx", "--backend", help="onnx: artifacts/policy.onnx in ONNX Runtime; torch: the checkpoint's actor."),
-        seed: int = typer.Option(None, "--seed", help="Base seed of the evaluation episodes (default: the run's seed + 10000)."),
+        episodes: int = typer.Option(10, "--episodes", "-n", help="The number of episodes to run (default 10)."),
+        backend: str = typer.Option("onnx", "--backend", help="What acts: onnx (artifacts/policy.onnx in ONNX Runtime, the default) or torch (the checkpoint's actor)."),
+        seed: int = typer.Option(None, "--seed", help="The base seed of the evaluation episodes (default: the run's seed + 10000)."),
     ) -> None:
         """Run the saved greedy policy for N episodes; print the mean episodic return."""
+        # heavy (torch, gymnasium, onnxruntime): imported when the command runs
         from rlexport.train import TrainError, evaluate
 
         try:

@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from rlexport.cli.errors import UsageError, console, console_err
 
@@ -26,20 +28,38 @@ def _hidden(text: str | None):
     return sizes
 
 
+# option name -> flag, where they differ (for messages that name what the user typed)
+_FLAGS = {"env_id": "--env", "export_artifacts": "--export/--no-export", "learning_rate": "--learning-rate"}
+
+
+def _check_box_distribution(cfg) -> None:
+    """``--box-distribution`` applies to Box action spaces; on a Discrete one it would be ignored."""
+    # heavy (gymnasium): imported only when --box-distribution is given
+    from rlexport.train.envs import EnvError, describe_spaces
+
+    try:
+        _, action_space = describe_spaces(cfg.env_id)
+    except EnvError as err:
+        raise UsageError(str(err)) from None
+    if not hasattr(action_space, "low"):
+        raise UsageError(f"--box-distribution {cfg.box_distribution}: {cfg.env_id} has a {type(action_space).__name__} "
+                         "action space; the option applies to Box actions only")
+
+
 class _Progress:
-    """A rich progress bar: steps, steps/s, mean return of the last 20 episodes, losses."""
+    """A rich progress bar that fits 80 columns: steps done of total, steps/s, the mean return of the
+    last 20 episodes and the time left; the losses and the elapsed time too on terminals of 120
+    columns or more. ``label``: a short name (algorithm/engine); the full title prints above it."""
 
-    def __init__(self, total: int, start: int, title: str, enabled: bool = True):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
+    def __init__(self, total: int, start: int, label: str, enabled: bool = True):
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
+                   TextColumn("{task.fields[sps]}/s"), TextColumn("return {task.fields[ret]}"),
+                   TextColumn("ETA"), TimeRemainingColumn()]
+        if console.width >= 120:
+            columns += [TimeElapsedColumn(), TextColumn("[dim]{task.fields[losses]}")]
         self.enabled = enabled
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[sps]:>6} steps/s"), TextColumn("return {task.fields[ret]:>8}"),
-            TextColumn("[dim]{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, transient=False, disable=not enabled,
-        )
-        self.task = self.progress.add_task(title, total=total, completed=start, sps="-", ret="-", losses="")
+        self.progress = Progress(*columns, console=console, transient=False, disable=not enabled)
+        self.task = self.progress.add_task(escape(label), total=total, completed=start, sps="-", ret="-", losses="")
 
     # The bar starts at the first update, so that input errors (raised before) print alone.
     def __enter__(self):
@@ -66,6 +86,7 @@ class _Progress:
 
 
 def _run(cfg=None, resume=None, total_steps=None, quiet=False):
+    # heavy (torch, gymnasium): imported when the command runs, so that `rlexport --help` stays fast
     from rlexport.train import TrainError, TrainInterrupted, train
     from rlexport.train.loop import _read_resume
 
@@ -73,10 +94,14 @@ def _run(cfg=None, resume=None, total_steps=None, quiet=False):
         if resume is not None:
             c, _, meta = _read_resume(Path(resume))
             total = int(total_steps or c.total_steps)
-            start, title = int(meta["global_step"]), f"{c.env_id} {c.algo} ({c.engine}, resumed)"
+            start, label = int(meta["global_step"]), f"{c.algo}/{c.engine}"
+            title = f"resuming {c.env_id} {c.algo} ({c.engine} engine) at step {start} of {total} in {resume}"
         else:
-            total, start, title = cfg.total_steps, 0, f"{cfg.env_id} {cfg.algo} ({cfg.engine})"
-        with _Progress(total, start, title, enabled=not quiet) as bar:
+            total, start, label = cfg.total_steps, 0, f"{cfg.algo}/{cfg.engine}"
+            title = f"training {cfg.env_id} {cfg.algo} ({cfg.engine} engine) for {total} steps"
+        if not quiet:
+            console.print(escape(title))
+        with _Progress(total, start, label, enabled=not quiet) as bar:
             result = train(cfg, resume=resume, total_steps=total_steps, on_update=bar)
     except TrainInterrupted as err:
         console_err.print(f"[yellow]{err}[/]")
@@ -88,47 +113,53 @@ def _run(cfg=None, resume=None, total_steps=None, quiet=False):
         f"[green]done[/] {result.global_step} steps, mean return (last 20 episodes) {ret}, "
         f"{result.steps_per_s:.0f} steps/s -> {result.run_dir}"
     )
+    run = result.run_dir
+    console.print(f"learning curve: {escape(str(run / 'learning_curve.png'))}")
     if result.validation_passed is not None:
         verdict = "[green]passed[/]" if result.validation_passed else "[red]FAILED[/]"
-        console.print(f"artifacts in {result.run_dir / 'artifacts'}; validation {verdict} ({result.run_dir / 'validation.json'})")
+        console.print(f"artifacts in {escape(str(run / 'artifacts'))}; validation {verdict} ({escape(str(run / 'validation.json'))})")
+        console.print(escape(f"next: rlexport evaluate {run}  |  rlexport validate {run / 'artifacts' / 'train_step.onnx'} "
+                             f"(also policy.onnx, loss.onnx)"))
         if not result.validation_passed:
             raise typer.Exit(1)
+    else:
+        console.print(escape(f"next: rlexport evaluate {run} --backend torch"))
     return result
 
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
-        algo: str = typer.Option(None, "--algo", help="ppo (CleanRL ppo.py defaults) or a2c (SB3-style defaults)."),
-        env: str = typer.Option(None, "--env", help="Any Gymnasium env id with a Discrete or Box action space."),
-        engine: str = typer.Option(None, "--engine", help="torch: eager loss + torch.optim. onnx: act, GAE and the whole update in ONNX Runtime."),
-        total_steps: int = typer.Option(None, "--total-steps", help="Environment steps (default 500000; with --resume: the new total)."),
-        seed: int = typer.Option(None, "--seed", help="Seed of networks, envs and sampling (default 1)."),
-        num_envs: int = typer.Option(None, "--num-envs", help="Parallel envs (SyncVectorEnv); PPO 4, A2C 8."),
-        num_steps: int = typer.Option(None, "--num-steps", help="Steps per env per rollout; PPO 128, A2C 5."),
-        update_epochs: int = typer.Option(None, "--update-epochs", help="PPO epochs per rollout (4)."),
-        num_minibatches: int = typer.Option(None, "--num-minibatches", help="Minibatches per epoch (4)."),
-        learning_rate: float = typer.Option(None, "--learning-rate", "--lr", help="Adam lr; PPO 2.5e-4, A2C 7e-4."),
-        anneal_lr: bool = typer.Option(None, "--anneal-lr/--no-anneal-lr", help="Linear lr decay to 0 (PPO on, A2C off)."),
-        adam_eps: float = typer.Option(None, "--adam-eps", help="Adam epsilon (1e-5)."),
-        gamma: float = typer.Option(None, "--gamma", help="Discount (0.99)."),
-        gae_lambda: float = typer.Option(None, "--gae-lambda", help="GAE lambda; PPO 0.95, A2C 1.0."),
-        clip_coef: float = typer.Option(None, "--clip-coef", help="PPO ratio clip and value clip range (0.2)."),
-        clip_vloss: bool = typer.Option(None, "--clip-vloss/--no-clip-vloss", help="CleanRL value clipping (PPO on)."),
-        norm_adv: bool = typer.Option(None, "--norm-adv/--no-norm-adv", help="Per-minibatch advantage normalisation (PPO on)."),
-        ent_coef: float = typer.Option(None, "--ent-coef", help="Entropy coefficient; PPO 0.01, A2C 0."),
-        vf_coef: float = typer.Option(None, "--vf-coef", help="Critic loss = vf_coef * 0.5 * (v - target)^2 (CleanRL); PPO 0.5, A2C 1.0."),
-        max_grad_norm: float = typer.Option(None, "--max-grad-norm", help="Global gradient-norm clip (0.5)."),
-        normalize_obs: bool = typer.Option(None, "--normalize-obs/--no-normalize-obs", help="Running observation normalisation."),
-        normalize_reward: bool = typer.Option(None, "--normalize-reward/--no-normalize-reward", help="Scale rewards by the std of the discounted return."),
-        box_distribution: str = typer.Option(None, "--box-distribution", help="Box actions: normal (clipped to the bounds, default) or tanh_normal."),
-        hidden: str = typer.Option(None, "--hidden", help="Hidden layer sizes, e.g. 64,64."),
-        checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Updates between checkpoints (0 = every >= 512 steps)."),
-        threads: int = typer.Option(None, "--threads", help="torch intra-op threads (1)."),
-        out: Path = typer.Option(None, "--out", help="Run folder (default runs/<env>-<algo>-<seed>-<timestamp>)."),
+        algo: str = typer.Option(None, "--algo", help="The algorithm: ppo (CleanRL ppo.py's defaults, the default) or a2c (Stable-Baselines3-style defaults)."),
+        env: str = typer.Option(None, "--env", help="The Gymnasium environment id, with a Discrete or bounded Box action space (default CartPole-v1)."),
+        engine: str = typer.Option(None, "--engine", help="Where updates run: torch (eager loss and torch.optim, the default) or onnx (acting, GAE and the whole update in ONNX Runtime)."),
+        total_steps: int = typer.Option(None, "--total-steps", help="The environment steps to train for: 500000 by default once any option is given (with no options at all, the 50000-step demo runs); with --resume, the new total."),
+        seed: int = typer.Option(None, "--seed", help="The seed of the networks, the environments and the sampling (default 1)."),
+        num_envs: int = typer.Option(None, "--num-envs", help="The number of parallel environments (SyncVectorEnv; PPO 4, A2C 8 by default)."),
+        num_steps: int = typer.Option(None, "--num-steps", help="The steps per environment in one rollout (PPO 128, A2C 5 by default)."),
+        update_epochs: int = typer.Option(None, "--update-epochs", help="The PPO epochs over each rollout (default 4)."),
+        num_minibatches: int = typer.Option(None, "--num-minibatches", help="The minibatches per epoch (default 4)."),
+        learning_rate: float = typer.Option(None, "--learning-rate", "--lr", help="The Adam learning rate (PPO 2.5e-4, A2C 7e-4 by default)."),
+        anneal_lr: bool = typer.Option(None, "--anneal-lr/--no-anneal-lr", help="Decay the learning rate linearly to 0 (on for PPO, off for A2C by default)."),
+        adam_eps: float = typer.Option(None, "--adam-eps", help="The Adam epsilon (default 1e-5)."),
+        gamma: float = typer.Option(None, "--gamma", help="The discount, in [0, 1] (default 0.99)."),
+        gae_lambda: float = typer.Option(None, "--gae-lambda", help="The GAE lambda, in [0, 1] (PPO 0.95, A2C 1.0 by default)."),
+        clip_coef: float = typer.Option(None, "--clip-coef", help="The PPO ratio clip and the value clip range (default 0.2)."),
+        clip_vloss: bool = typer.Option(None, "--clip-vloss/--no-clip-vloss", help="Clip the value loss as CleanRL does (on for PPO by default)."),
+        norm_adv: bool = typer.Option(None, "--norm-adv/--no-norm-adv", help="Normalise the advantages per minibatch (on for PPO by default)."),
+        ent_coef: float = typer.Option(None, "--ent-coef", help="The entropy coefficient (PPO 0.01, A2C 0 by default)."),
+        vf_coef: float = typer.Option(None, "--vf-coef", help="The value coefficient: the critic loss is vf_coef * 0.5 * (v - target)^2, as in CleanRL (PPO 0.5, A2C 1.0 by default)."),
+        max_grad_norm: float = typer.Option(None, "--max-grad-norm", help="The bound of the global gradient-norm clip (default 0.5)."),
+        normalize_obs: bool = typer.Option(None, "--normalize-obs/--no-normalize-obs", help="Normalise observations with running statistics (default off)."),
+        normalize_reward: bool = typer.Option(None, "--normalize-reward/--no-normalize-reward", help="Scale rewards by the standard deviation of the discounted return (default off)."),
+        box_distribution: str = typer.Option(None, "--box-distribution", help="The policy of a Box action space: normal (clipped to the bounds, the default) or tanh_normal; refused for Discrete actions."),
+        hidden: str = typer.Option(None, "--hidden", help="The hidden layer sizes, comma-separated (default 64,64)."),
+        checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="The updates between checkpoints (default 0: at least every 512 environment steps)."),
+        threads: int = typer.Option(None, "--threads", help="The torch intra-op threads (default 1)."),
+        out: Path = typer.Option(None, "--out", help="The run folder (default runs/<env>-<algo>-<seed>-<timestamp>)."),
         resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
-        export: bool = typer.Option(None, "--export/--no-export", help="Export + validate policy/loss/train-step artifacts at the end."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        export: bool = typer.Option(None, "--export/--no-export", help="Export and validate the policy, loss and train-step artifacts at the end (default on)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no progress bar."),
     ) -> None:
         """Train PPO or A2C on a Gymnasium env; no options: a 50k-step CartPole PPO demo."""
         options = dict(
@@ -142,13 +173,14 @@ def register(app: typer.Typer) -> None:
             export_artifacts=export,
         )
         if resume is not None:
-            others = [k for k, v in options.items() if v is not None and k != "total_steps"]
+            others = [_FLAGS.get(k, "--" + k.replace("_", "-")) for k, v in options.items() if v is not None and k != "total_steps"]
             if others:
                 raise UsageError(
                     f"--resume continues a run with its saved config; only --total-steps may be given (got {', '.join(others)})"
                 )
             _run(resume=resume, total_steps=total_steps, quiet=quiet)
             return
+        # heavy (torch): imported when the command runs
         from rlexport.train.config import make_config
         from rlexport.train.demo import demo_config
 
@@ -160,4 +192,6 @@ def register(app: typer.Typer) -> None:
                 cfg = make_config(options.pop("algo") or "ppo", options.pop("env_id") or "CartPole-v1", **options)
         except ValueError as err:
             raise UsageError(str(err)) from None
+        if box_distribution is not None:
+            _check_box_distribution(cfg)
         _run(cfg, quiet=quiet)

@@ -45,7 +45,7 @@ TRAIN_STEPS = 4  # K recorded update steps in the train-step golden sample
 
 def ppo_loss():
     """ClipPPOLoss of the cartpole preset and a batch with advantages given (GAE is its own graph)."""
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
 
     built = build_module(BuildSpec(preset="cartpole", loss="clip-ppo", batch=BATCH, seed=1,
                                    options={"clip_epsilon": 0.2, "entropy_coeff": 0.01}))
@@ -73,7 +73,7 @@ def make_train_step_onnx(out: Path) -> dict:
 
     loss, example = ppo_loss()
     path = out / "ppo_train_step.onnx"
-    export_train_step(loss, example, path, optimizer="adam", golden_steps=TRAIN_STEPS, save_module=False)
+    export_train_step(loss, example, path, optimizer="adam", golden_steps=TRAIN_STEPS)
     return {"artifact": path.name, "golden": golden_of(path)}
 
 

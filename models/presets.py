@@ -34,7 +34,6 @@ log-probability under it, so ratios start at 1. ``next_terminated`` implies ``ne
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -48,29 +47,12 @@ from rlexport.modules import (
     ProbabilisticActor,
     TanhNormal,
     ValueOperator,
+    mlp,
 )
 
-__all__ = ["Preset", "ActorCritic", "get_preset", "list_presets", "register_preset", "mlp"]
+__all__ = ["Preset", "ActorCritic", "get_preset", "list_presets", "register_preset"]
 
-HIDDEN = 64
-
-
-def _layer(n_in: int, n_out: int, std: float, gen: torch.Generator) -> nn.Linear:
-    layer = nn.Linear(n_in, n_out)
-    nn.init.orthogonal_(layer.weight, std, generator=gen)
-    nn.init.constant_(layer.bias, 0.0)
-    return layer
-
-
-def mlp(n_in: int, n_out: int, head_std: float, gen: torch.Generator, hidden: int = HIDDEN) -> nn.Sequential:
-    """CleanRL's MLP: ``Linear-Tanh-Linear-Tanh-Linear`` with orthogonal init."""
-    return nn.Sequential(
-        _layer(n_in, hidden, math.sqrt(2), gen),
-        nn.Tanh(),
-        _layer(hidden, hidden, math.sqrt(2), gen),
-        nn.Tanh(),
-        _layer(hidden, n_out, head_std, gen),
-    )
+HIDDEN = (64, 64)  # CleanRL: two hidden layers of 64
 
 
 def _shape(batch: int | Sequence[int], time: int | None) -> tuple[int, ...]:
@@ -166,12 +148,12 @@ class Preset:
             raise TypeError(f"preset {self.name!r}: dtype must be floating point, got {dtype}")
         gen = torch.Generator().manual_seed(seed)
         if self.action_kind == "discrete":
-            actor_net = mlp(obs_dim, action_dim, 0.01, gen)
+            actor_net = mlp(obs_dim, action_dim, hidden=HIDDEN, head_gain=0.01, generator=gen)
             out_keys = ["logits"]
         else:
-            actor_net = nn.Sequential(mlp(obs_dim, 2 * action_dim, 0.01, gen), NormalParamExtractor())
+            actor_net = nn.Sequential(mlp(obs_dim, 2 * action_dim, hidden=HIDDEN, head_gain=0.01, generator=gen), NormalParamExtractor())
             out_keys = ["loc", "scale"]
-        critic_net = mlp(obs_dim, 1, 1.0, gen)
+        critic_net = mlp(obs_dim, 1, hidden=HIDDEN, head_gain=1.0, generator=gen)
         actor_net.to(dtype)
         critic_net.to(dtype)
         actor = ProbabilisticActor(

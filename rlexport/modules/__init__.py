@@ -12,6 +12,7 @@ from rlexport.modules.actors import (
     inv_softplus,
     mappings,
 )
+from rlexport.modules.mlp import mlp
 from rlexport.modules.distributions import (
     Categorical,
     Delta,
@@ -27,6 +28,7 @@ from rlexport.modules.distributions import (
 )
 
 __all__ = [
+    "mlp",
     "Distribution",
     "Categorical",
     "OneHotCategorical",

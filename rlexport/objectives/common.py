@@ -34,8 +34,7 @@ from rlexport.inputs import (
     next_key,
 )
 
-import rlexport.value as value_estimators
-from rlexport.value import ValueEstimators, default_value_kwargs
+from rlexport.value import ESTIMATOR_CLASSES, ValueEstimators, default_value_kwargs
 
 from .utils import (
     GAMMA_LMBDA_DEPREC_ERROR,
@@ -397,14 +396,7 @@ class LossModule(nn.Module):
         choice(owner, "value_type", value_type.name, list(self.SUPPORTED_VALUE_ESTIMATORS))
         hp = dict(default_value_kwargs(value_type))
         hp.update(hyperparams)
-        classes = {
-            "TD0": "TD0Estimator",
-            "TD1": "TD1Estimator",
-            "TDLambda": "TDLambdaEstimator",
-            "GAE": "GAE",
-            "VTrace": "VTrace",
-        }
-        cls = getattr(value_estimators, classes[value_type.name])
+        cls = ESTIMATOR_CLASSES[value_type]
         hp.setdefault("value_network", None)
         if value_type.name == "VTrace":
             hp.setdefault("actor_network", getattr(self, "actor_network", None))

@@ -19,29 +19,13 @@ identically from the same parameters and a resumed run reproduces its samples.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-
-def _layer(i: int, o: int, gain: float) -> nn.Linear:
-    lin = nn.Linear(i, o)
-    nn.init.orthogonal_(lin.weight, gain)
-    nn.init.zeros_(lin.bias)
-    return lin
-
-
-def mlp(inp: int, hidden: Sequence[int], out: int, head_gain: float) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    d = inp
-    for h in hidden:
-        layers += [_layer(d, h, math.sqrt(2.0)), nn.Tanh()]
-        d = h
-    layers.append(_layer(d, out, head_gain))
-    return nn.Sequential(*layers)
+from rlexport.modules import Categorical, IndependentNormal, ProbabilisticActor, TanhNormal, ValueOperator, mlp
 
 
 class GaussianHead(nn.Module):
@@ -49,7 +33,7 @@ class GaussianHead(nn.Module):
 
     def __init__(self, obs_dim: int, hidden: Sequence[int], act_dim: int):
         super().__init__()
-        self.net = mlp(obs_dim, hidden, act_dim, 0.01)
+        self.net = mlp(obs_dim, act_dim, hidden=hidden, head_gain=0.01)
         self.log_std = nn.Parameter(torch.zeros(act_dim))
 
     def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,13 +81,11 @@ class AgentSpec:
 
 def build_agent(spec: AgentSpec, hidden: Sequence[int], seed: int, dtype: torch.dtype = torch.float32):
     """``(actor, critic)``: rlexport ``ProbabilisticActor`` and ``ValueOperator``."""
-    from rlexport.modules import Categorical, IndependentNormal, ProbabilisticActor, TanhNormal, ValueOperator
-
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
         if spec.discrete:
-            actor_net: nn.Module = mlp(spec.obs_dim, hidden, spec.n, 0.01)
+            actor_net: nn.Module = mlp(spec.obs_dim, spec.n, hidden=hidden, head_gain=0.01)
             actor = ProbabilisticActor(
                 actor_net, in_keys=["observation"], out_keys=["logits"], distribution_class=Categorical,
                 distribution_kwargs={}, return_log_prob=True,
@@ -118,7 +100,7 @@ def build_agent(spec: AgentSpec, hidden: Sequence[int], seed: int, dtype: torch.
                 actor_net, in_keys=["observation"], out_keys=["loc", "scale"], distribution_class=cls,
                 distribution_kwargs=kwargs, return_log_prob=True,
             )
-        critic = ValueOperator(mlp(spec.obs_dim, hidden, 1, 1.0), in_keys=["observation"], out_keys=["state_value"])
+        critic = ValueOperator(mlp(spec.obs_dim, 1, hidden=hidden, head_gain=1.0), in_keys=["observation"], out_keys=["state_value"])
     finally:
         torch.random.set_rng_state(gen_state)
     return actor.to(dtype), critic.to(dtype)

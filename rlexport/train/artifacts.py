@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .agent import DeterministicPolicy
+from .engines import export_train_step_graph
 
 
 def deploy_policy(trainer) -> DeterministicPolicy:
@@ -43,8 +44,7 @@ def deploy_policy(trainer) -> DeterministicPolicy:
 def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     """Export policy, loss and train step; validate; write ``validation.json``."""
     from rlexport.export import export_onnx
-    from rlexport.export.train_step import validate_train_step
-    from rlexport.parity import validate
+    from rlexport.validate import validate, validate_train_step
 
     cfg = trainer.cfg
     out = Path(run_dir) / "artifacts"
@@ -75,8 +75,6 @@ def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     if runtime_graph is not None:  # the ONNX engine's graph, exported (and verified) once per run
         _copy_artifact(Path(runtime_graph), dest)
     else:
-        from .engines import export_train_step_graph
-
         export_train_step_graph(eng.loss, {k: flat[k][:n] for k in eng.input_names}, dest, cfg)
     paths["train_step"] = str(dest)
     timings["train_step"] = time.perf_counter() - t
@@ -105,7 +103,7 @@ def _copy_artifact(src: Path, dest: Path) -> None:
     """Copy ``X.onnx`` with ``X.json`` and ``X.golden/`` (same base name: the sidecars name it)."""
     import shutil
 
-    from rlexport.export.common import sidecar_paths
+    from rlexport.artifact.paths import sidecar_paths
 
     if src.name != dest.name:
         raise ValueError(f"_copy_artifact: {src.name} and {dest.name} differ; the sidecars name the artifact")
@@ -116,11 +114,6 @@ def _copy_artifact(src: Path, dest: Path) -> None:
             shutil.copytree(s, d)
         elif s.exists():
             shutil.copy2(s, d)
-
-
-def train_step_hyperparams(cfg, lr: float) -> dict[str, float]:
-    return {"lr": float(lr) if lr > 0 else float(cfg.learning_rate), "eps": float(cfg.adam_eps),
-            "betas": (0.9, 0.999), "weight_decay": 0.0, "max_grad_norm": float(cfg.max_grad_norm)}
 
 
 def _raw_obs_example(trainer) -> np.ndarray:

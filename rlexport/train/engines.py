@@ -192,12 +192,16 @@ def export_train_step_graph(loss: nn.Module, example: Mapping[str, np.ndarray], 
     ``export_train_step``. The ONNX engine runs it; both engines ship it as the final artifact."""
     from rlexport.export.train_step import export_train_step
 
-    from .artifacts import train_step_hyperparams
-
     ex = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in example.items()}
     export_train_step(loss, ex, path, optimizer="adam", hyperparams=train_step_hyperparams(cfg, cfg.learning_rate),
-                      golden=True, verify=True, save_module=False, dynamic=True)
+                      golden=True, verify=True, dynamic=True)
     return Path(path)
+
+
+def train_step_hyperparams(cfg, lr: float) -> dict[str, float]:
+    """The Adam hyper-parameters a run's train-step graph records as defaults (``lr`` <= 0: the config's)."""
+    return {"lr": float(lr) if lr > 0 else float(cfg.learning_rate), "eps": float(cfg.adam_eps),
+            "betas": (0.9, 0.999), "weight_decay": 0.0, "max_grad_norm": float(cfg.max_grad_norm)}
 
 
 class WithParams(nn.Module):

@@ -7,6 +7,7 @@
 """
 
 from rlexport.value.estimators import (
+    ESTIMATOR_CLASSES,
     GAE,
     TD0Estimator,
     TD1Estimator,
@@ -37,6 +38,7 @@ __all__ = [
     "VTrace",
     "ValueEstimatorBase",
     "ValueEstimators",
+    "ESTIMATOR_CLASSES",
     "default_value_kwargs",
     "generalized_advantage_estimate",
     "reward2go",

@@ -42,6 +42,7 @@ from rlexport.value.scan import DEFAULT_MAX_STEPS
 
 __all__ = [
     "ValueEstimators",
+    "ESTIMATOR_CLASSES",
     "default_value_kwargs",
     "ValueEstimatorBase",
     "TD0Estimator",
@@ -448,3 +449,13 @@ class VTrace(ValueEstimatorBase):
         if self.average_adv:
             adv = self._standardize(adv, 1e-5)
         return adv, vs
+
+
+# The one estimator name -> class table (TorchRL has no MAGAE module in this scope: not listed).
+ESTIMATOR_CLASSES: dict[ValueEstimators, type[ValueEstimatorBase]] = {
+    ValueEstimators.TD0: TD0Estimator,
+    ValueEstimators.TD1: TD1Estimator,
+    ValueEstimators.TDLambda: TDLambdaEstimator,
+    ValueEstimators.GAE: GAE,
+    ValueEstimators.VTrace: VTrace,
+}

@@ -10,7 +10,7 @@ from real_helpers import DTYPES, LOSSES, PRESETS, _export_and_validate
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("loss", LOSSES)
 def test_loss_exports_and_validates(tmp_path, loss, preset, dtype):
-    from rlexport.export.build import BuildSpec, build_module
+    from rlexport.models.factory import BuildSpec, build_module
 
     built = build_module(BuildSpec(preset=preset, loss=loss, batch=6))
     _export_and_validate(built, tmp_path, dtype, time_axis=False)

@@ -1,5 +1,6 @@
-"""Every estimator module exports (torch.export and ONNX) with a dynamic batch and time axis and
-matches eager at other batch sizes and horizons (T=1 and a long T), in float32 and float64.
+"""Every estimator module exports (torch.export and ONNX, through ``rlexport.export``) with a
+dynamic batch and time axis and matches eager at other batch sizes and horizons (T=1 and a long
+T), in float32 and float64.
 
 ONNX exports use ``max_steps=9`` (horizons up to 512) to keep the test fast; the default bound
 (2**20) is exercised by ``rlexport check-estimator`` and the benchmark.
@@ -13,8 +14,9 @@ import pytest
 import torch
 from torch import nn
 
+from rlexport.export import export_onnx, export_program, load_artifact
+from rlexport.models.factory import ESTIMATORS, build_estimator, estimator_example
 from rlexport.value import GAE
-from rlexport.value.onnx_check import ESTIMATOR_NAMES, Positional, dynamic_shapes, build_estimator, example_inputs, export_onnx, ort_session, run_ort
 
 SIZES = [(1, 1), (5, 37), (2, 500)]  # (batch, horizon): none equal to the example (3, 16)
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
@@ -23,21 +25,26 @@ ONNX_CASES = [("gae", torch.float32), ("gae", torch.float64), ("td0", torch.floa
               ("td-lambda", torch.float64), ("vtrace", torch.float32)]
 
 
-@pytest.mark.parametrize("name,dtype", ONNX_CASES)
-def test_onnx_roundtrip(name, dtype, tmp_path):
-    est = build_estimator(name, gamma=0.97, lmbda=0.9, max_steps=9)
-    path = export_onnx(est, example_inputs(est, 3, 16, dtype), tmp_path / f"{name}.onnx")
-    model = onnx.load(str(path))
-    onnx.checker.check_model(model, full_check=True)
-    assert [o.name for o in model.graph.output] == ["advantage", "value_target"]
-    session = ort_session(path)
-    assert {i.name for i in session.get_inputs()} <= set(example_inputs(est, 1, 1, dtype))
+def _check_runner(run, est, make_inputs, dtype):
     for b, t in SIZES:
-        inputs = example_inputs(est, b, t, dtype, seed=b * 1000 + t)
-        got = run_ort(session, inputs)
+        inputs = make_inputs(b, t)
+        got = run({k: v.numpy() for k, v in inputs.items()})
         adv, target = est(**inputs)
         np.testing.assert_allclose(got["advantage"], adv.numpy(), **TOL[dtype])
         np.testing.assert_allclose(got["value_target"], target.numpy(), **TOL[dtype])
+
+
+@pytest.mark.parametrize("name,dtype", ONNX_CASES)
+def test_onnx_roundtrip(name, dtype, tmp_path):
+    est = build_estimator(name, gamma=0.97, lmbda=0.9, max_steps=9)
+    path = export_onnx(est, estimator_example(est, 3, 16, dtype), tmp_path / f"{name}.onnx")
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.name for o in model.graph.output] == ["advantage", "value_target"]
+    artifact = load_artifact(path)
+    assert set(artifact.input_names) <= set(estimator_example(est, 1, 1, dtype))
+    _check_runner(artifact.runner("onnx-cpu"), est,
+                  lambda b, t: estimator_example(est, b, t, dtype, seed=b * 1000 + t), dtype)
 
 
 class _Value(nn.Module):
@@ -45,33 +52,27 @@ class _Value(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.lin = nn.Linear(4, 1)
+        self.lin = nn.Linear(4, 1, dtype=torch.float64)
 
     def forward(self, observation):
         return self.lin(observation)
 
 
-@pytest.mark.parametrize("name", ESTIMATOR_NAMES)
-def test_torch_export_dynamic(name):
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_torch_export_dynamic(name, tmp_path):
     est = build_estimator(name, max_steps=9)
-    example = example_inputs(est, 3, 16, torch.float64)
-    names = list(example)
-    ep = torch.export.export(Positional(est, names), tuple(example.values()), dynamic_shapes=dynamic_shapes(names))
-    for b, t in SIZES:
-        inputs = example_inputs(est, b, t, torch.float64, seed=t)
-        for x, y in zip(ep.module()(*(inputs[n] for n in names)), est(**inputs)):
-            torch.testing.assert_close(x, y, **TOL[torch.float64])
+    path = export_program(est, estimator_example(est, 3, 16, torch.float64), tmp_path / f"{name}.pt2")
+    _check_runner(load_artifact(path).runner("pt2"), est,
+                  lambda b, t: estimator_example(est, b, t, torch.float64, seed=t), torch.float64)
 
 
-def test_torch_export_with_value_network():
+def test_torch_export_with_value_network(tmp_path):
     est = GAE(gamma=0.99, lmbda=0.95, value_network=_Value(), max_steps=9)
+    gen = torch.Generator().manual_seed(0)
     mk = lambda b, t: dict(  # noqa: E731
-        observation=torch.randn(b, t, 4), next_observation=torch.randn(b, t, 4), next_reward=torch.randn(b, t, 1),
-        next_done=torch.rand(b, t, 1) < 0.1, next_terminated=torch.zeros(b, t, 1, dtype=torch.bool))
-    example = mk(3, 16)
-    names = list(example)
-    ep = torch.export.export(Positional(est, names), tuple(example.values()), dynamic_shapes=dynamic_shapes(names))
-    for b, t in SIZES:
-        inputs = mk(b, t)
-        for x, y in zip(ep.module()(*(inputs[n] for n in names)), est(**inputs)):
-            torch.testing.assert_close(x, y)
+        observation=torch.randn(b, t, 4, generator=gen, dtype=torch.float64),
+        next_observation=torch.randn(b, t, 4, generator=gen, dtype=torch.float64),
+        next_reward=torch.randn(b, t, 1, generator=gen, dtype=torch.float64),
+        next_done=torch.rand(b, t, 1, generator=gen) < 0.1, next_terminated=torch.zeros(b, t, 1, dtype=torch.bool))
+    path = export_program(est, mk(3, 16), tmp_path / "gae.pt2")
+    _check_runner(load_artifact(path).runner("pt2"), est, mk, torch.float64)

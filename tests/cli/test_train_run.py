@@ -4,15 +4,19 @@ import json
 
 import pytest
 
-from conftest import run_cli, tree_digest
+from cli_helpers import one_error_line, tree_digest
 
 
 @pytest.fixture(scope="module")
 def exported_run(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from rlexport.cli.app import app
+
     out = tmp_path_factory.mktemp("exp") / "run"
-    code, text = run_cli(["train", "--env", "CartPole-v1", "--total-steps", "2048", "--out", str(out), "--quiet"])
-    assert code == 0, text
-    return out, text
+    res = CliRunner().invoke(app, ["train", "--env", "CartPole-v1", "--total-steps", "2048", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    return out, res.output
 
 
 def test_run_ends_with_validated_artifacts(exported_run):
@@ -40,42 +44,36 @@ def test_loss_and_train_step_have_a_dynamic_batch(exported_run):
         assert obs.type.tensor_type.shape.dim[0].dim_param, (name, obs.type.tensor_type.shape)
 
 
-def test_evaluate_backends_agree(exported_run):
+def test_evaluate_backends_agree(run_cli, exported_run):
     from rlexport.train import evaluate
 
     out, _ = exported_run
     a = evaluate(out, episodes=3, backend="onnx")
     b = evaluate(out, episodes=3, backend="torch")
     assert a.returns == b.returns
-    code, text = run_cli(["evaluate", str(out), "--episodes", "2"])
+    code, text = run_cli("evaluate", out, "--episodes", "2")
     assert code == 0 and "mean return" in text
 
 
-def _one_error_line(code, text, needle):
-    assert code == 2, text
-    lines = [l for l in text.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], text
-
-
-def test_bad_inputs(tmp_path, exported_run):
+def test_bad_inputs(run_cli, tmp_path, exported_run):
     import gymnasium as gym
 
-    _one_error_line(*run_cli(["train", "--env", "NoSuchEnv-v0", "--out", str(tmp_path / "x")]), "unknown Gymnasium")
+    one_error_line(*run_cli(*["train", "--env", "NoSuchEnv-v0", "--out", str(tmp_path / "x")]), "unknown Gymnasium")
     assert not (tmp_path / "x").exists()
 
     gym.register("RlexportTest/MultiDiscrete-v0", entry_point=_MultiDiscreteEnv)
-    _one_error_line(*run_cli(["train", "--env", "RlexportTest/MultiDiscrete-v0", "--out", str(tmp_path / "y")]),
+    one_error_line(*run_cli(*["train", "--env", "RlexportTest/MultiDiscrete-v0", "--out", str(tmp_path / "y")]),
                     "Discrete and flat Box actions")
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    _one_error_line(*run_cli(["train", "--total-steps", "512", "--out", str(blocker / "run")]), "not writable")
+    one_error_line(*run_cli(*["train", "--total-steps", "512", "--out", str(blocker / "run")]), "not writable")
 
     out, _ = exported_run
     before = tree_digest(out)
-    _one_error_line(*run_cli(["train", "--out", str(out), "--total-steps", "512"]), "already exists")
-    _one_error_line(*run_cli(["train", "--resume", str(out), "--seed", "3"]), "only --total-steps")
-    _one_error_line(*run_cli(["evaluate", str(out), "--backend", "tf"]), "--backend")
+    one_error_line(*run_cli(*["train", "--out", str(out), "--total-steps", "512"]), "already exists")
+    one_error_line(*run_cli(*["train", "--resume", str(out), "--seed", "3"]), "only --total-steps")
+    one_error_line(*run_cli(*["evaluate", str(out), "--backend", "tf"]), "--backend")
     assert tree_digest(out) == before
 
     # a corrupt checkpoint: a copy of the run with flipped bytes
@@ -88,12 +86,24 @@ def test_bad_inputs(tmp_path, exported_run):
     data[-5] ^= 0xFF
     ck.write_bytes(bytes(data))
     before = tree_digest(bad)
-    _one_error_line(*run_cli(["train", "--resume", str(bad)]), "corrupt")
+    one_error_line(*run_cli(*["train", "--resume", str(bad)]), "corrupt")
     assert tree_digest(bad) == before
     ck.write_bytes(b"\x00" * 10)
-    _one_error_line(*run_cli(["train", "--resume", str(bad)]), "corrupt")
-    _one_error_line(*run_cli(["train", "--resume", str(tmp_path / "missing")]), "does not exist")
-    _one_error_line(*run_cli(["train", "--algo", "sac"]), "--algo")
+    one_error_line(*run_cli(*["train", "--resume", str(bad)]), "corrupt")
+    one_error_line(*run_cli(*["train", "--resume", str(tmp_path / "missing")]), "does not exist")
+    one_error_line(*run_cli(*["train", "--algo", "sac"]), "--algo")
+    one_error_line(*run_cli("train", "--box-distribution", "tanh_normal", "--total-steps", "512", "--out", tmp_path / "z"),
+                   "Box actions only")
+    one_error_line(*run_cli("train", "--resume", out, "--no-export"), "--export/--no-export")
+    assert not (tmp_path / "z").exists()
+
+
+def test_help_states_the_defaults_that_run(run_cli):
+    from rlexport.train import TrainConfig
+    from rlexport.train.demo import DEMO_STEPS
+
+    code, text = run_cli("train", "--help", width=200)
+    assert code == 0 and f"{TrainConfig().total_steps} by default" in text and f"{DEMO_STEPS}-step demo" in text, text
 
 
 class _MultiDiscreteEnv(__import__("gymnasium").Env):

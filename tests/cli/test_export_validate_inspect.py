@@ -7,15 +7,25 @@ import json
 import onnx
 import pytest
 import torch
-from export_toys import ToyEstimator, ToyLoss, estimator_example, loss_example, swap_onnx_outputs
+from tamper import reseal, swap_onnx_outputs
 
 from rlexport.export import export_onnx
+from rlexport.models.factory import BuildSpec, build_estimator, build_module, estimator_example
+
+
+def _estimator_onnx(path):
+    est = build_estimator("gae", max_steps=6)
+    return export_onnx(est, estimator_example(est, 3, 8), path)
+
+
+def _loss_onnx(path):
+    built = build_module(BuildSpec(preset="cartpole", loss="a2c", batch=4))
+    return export_onnx(built.module, built.example, path)
 
 
 @pytest.fixture(scope="module")
 def good_onnx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "est.onnx"
-    return export_onnx(ToyEstimator(), estimator_example(), path)
+    return _estimator_onnx(tmp_path_factory.mktemp("cli") / "est.onnx")
 
 
 def test_validate_passes_exit_0_and_writes_json(run_cli, good_onnx, tmp_path):
@@ -28,7 +38,7 @@ def test_validate_passes_exit_0_and_writes_json(run_cli, good_onnx, tmp_path):
 
 
 def test_validate_perturbed_constant_exit_1_names_output(run_cli, tmp_path):
-    path = export_onnx(ToyLoss(), loss_example(), tmp_path / "l.onnx")
+    path = _loss_onnx(tmp_path / "l.onnx")
     model = onnx.load(str(path))
     for node in model.graph.node:  # perturb a Constant node if any, else an initializer
         if node.op_type == "Constant":
@@ -38,13 +48,14 @@ def test_validate_perturbed_constant_exit_1_names_output(run_cli, tmp_path):
     arr.flat[0] += 1.0
     init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
     onnx.save(model, str(path))
+    reseal(path)
     code, out = run_cli("validate", path)
     assert code == 1, out
     assert "FAIL" in out and ("loss_objective" in out or "loss_entropy" in out or "loss_critic" in out)
 
 
 def test_validate_swapped_outputs_exit_1(run_cli, tmp_path):
-    path = export_onnx(ToyEstimator(), estimator_example(), tmp_path / "e.onnx")
+    path = _estimator_onnx(tmp_path / "e.onnx")
     swap_onnx_outputs(path, "advantage", "value_target")
     code, out = run_cli("validate", path)
     assert code == 1 and "'advantage'" in out
@@ -58,7 +69,7 @@ def test_validate_usage_errors_exit_2(run_cli, tmp_path):
     code, out = run_cli("validate", junk)
     assert code == 2 and "not a readable ONNX model" in out
     bare = tmp_path / "bare.onnx"
-    bare.write_bytes(onnx.load(str(export_onnx(ToyLoss(), loss_example(), tmp_path / "x" / "l.onnx"))).SerializeToString())
+    bare.write_bytes(onnx.load(str(_loss_onnx(tmp_path / "x" / "l.onnx"))).SerializeToString())
     code, out = run_cli("validate", bare)
     assert code == 2 and "golden" in out
     code, out = run_cli("validate", tmp_path / "x" / "l.onnx", "--backend", "pt2")
@@ -73,8 +84,9 @@ def test_inspect(run_cli, good_onnx, tmp_path):
     assert info["outputs"]["advantage"]["shape"][:2] == ["batch", "time"]
     assert info["opset"]["ai.onnx"] >= 18 and info["nodes"] > 0
     assert info["metadata"]["out_keys"] == ["advantage", "value_target"]
-    code, out = run_cli("inspect", good_onnx)
-    assert code == 0 and "batch" in out and "golden sample" in out
+    code, out = run_cli("inspect", good_onnx, width=80)  # shapes literally, also on an 80-column terminal
+    assert code == 0 and "[batch, time, 1]" in out and "golden sample" in out, out
+    assert all(len(line) <= 80 for line in out.splitlines()), out
     code, out = run_cli("inspect", tmp_path / "nope.pt2")
     assert code == 2
 
@@ -132,7 +144,7 @@ def test_to_onnx_from_checkpoint(run_cli, tmp_path):
     wrong = get_preset("mujoco").build()
     torch.save({"actor": wrong.actor.state_dict(), "critic": wrong.critic.state_dict()}, ckpt)
     code, out = run_cli("to-onnx", "--preset", "cartpole", "--loss", "a2c", "--checkpoint", ckpt, "--out", tmp_path / "e.onnx")
-    assert code == 2 and "does not match the preset" in out
+    assert code == 2 and "does not match the network" in out
     code, out = run_cli("to-onnx", "--preset", "pendulum", "--loss", "a2c", "--checkpoint", ckpt, "--out", tmp_path / "e.onnx")
-    assert code == 2 and "has shape" in out and "the preset expects" in out
+    assert code == 2 and "has shape" in out and "the network expects" in out
     assert not (tmp_path / "e.onnx").exists()
