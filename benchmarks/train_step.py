@@ -71,7 +71,7 @@ def main() -> None:
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        export_train_step(loss, example, path, "adam", hyperparams=hp, golden=False, save_module=False)
+        export_train_step(loss, example, path, "adam", hyperparams=hp, golden=False)
     export_s = time.perf_counter() - t
 
     rows = []

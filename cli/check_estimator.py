@@ -31,9 +31,9 @@ def _check(estimator: str, out: Path, *, gamma: float, lmbda: float, dtype: str,
     import torch
 
     from rlexport.export import ExportError, export_onnx, load_artifact
-    from rlexport.export.common import tolerances
+    from rlexport.artifact.tolerance import tolerances
     from rlexport.models.factory import BuildError, build_estimator, estimator_example
-    from rlexport.parity import compare
+    from rlexport.validate import compare
 
     default_rtol, default_atol = tolerances(dtype)
     rtol = default_rtol if rtol is None else rtol

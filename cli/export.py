@@ -117,11 +117,11 @@ def report_written(path: Path) -> None:
 def horizon_time(max_horizon: int | None, time: int | None, batch: int, *, forward: bool) -> int | None:
     """The example horizon for ``--max-horizon N``: ``--time`` or the longest that the golden sample
     can check exactly. A forward golden sample also runs a longer horizon than the example
-    (``rlexport.export.common.variant_sizes``), a grad/train-step one only the example's."""
+    (``rlexport.export.plan.variant_sizes``), a grad/train-step one only the example's."""
     if max_horizon is None:
         return time
     # heavy (torch): imported when the command runs
-    from rlexport.export.common import variant_sizes
+    from rlexport.export.plan import variant_sizes
     from rlexport.models.factory import DEFAULT_TIME, BuildError, max_steps_for_horizon
 
     try:
@@ -219,7 +219,7 @@ def run_grad_export(mode: str, built, out: Path | None, *, static: bool, dtype: 
 
 def report_graph(path: Path, meta: dict, *, verified: bool = True) -> None:
     """What a gradient or train-step export wrote: counts of inputs/outputs by role, state pairs, files."""
-    from rlexport.export.common import sidecar_paths  # heavy (torch)
+    from rlexport.artifact.paths import sidecar_paths
 
     kind = meta.get("kind")
     inputs, outputs = meta.get("inputs", {}), meta.get("outputs", {})
@@ -250,7 +250,7 @@ def report_graph(path: Path, meta: dict, *, verified: bool = True) -> None:
         console.print(f"  metadata: {escape(str(json_path))}")
     if golden.exists():
         console.print(f"  golden sample: {escape(str(golden))}" + ("; verified in ONNX Runtime" if verified else ""))
-    # any other file the exporter wrote beside the artifact (e.g. the eager loss X.loss.pt)
+    # any other file the exporter wrote beside the artifact
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     for extra_file in sorted(path.parent.glob(stem + ".*")):
         if extra_file not in (path, json_path, golden) and not extra_file.name.startswith("."):
@@ -291,8 +291,7 @@ def export_command(
     train_step: bool = typer.Option(
         False, "--train-step",
         help="Write the whole update step of the loss as one graph instead (ONNX; needs --loss): loss, gradients, clip_grad_norm_ "
-        "and a torch.optim step, with parameters and optimizer state as inputs and outputs. Files: X.onnx, X.json, X.golden/ "
-        "and, when the loss can be saved, X.loss.pt (the eager loss, for `rlexport validate`).",
+        "and a torch.optim step, with parameters and optimizer state as inputs and outputs. Files: X.onnx, X.json and X.golden/.",
     ),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="With --train-step: adam (default), adamw or sgd, with torch.optim's semantics."),
     lr: Optional[float] = typer.Option(None, "--lr", help="With --train-step: the default learning rate (a graph input, hp.lr; torch.optim's default 1e-3)."),

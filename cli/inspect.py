@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Describe an artifact: its inputs and outputs with dtypes and shapes (dynamic dims by name), opset, node count and metadata."""
         # heavy (onnx, torch): imported when the command runs, so that `rlexport --help` stays fast
-        from rlexport.export.artifact import ArtifactError, describe
+        from rlexport.artifact.errors import ArtifactError
+        from rlexport.runtime.load import describe
 
         try:
             info = describe(artifact)

@@ -73,7 +73,7 @@ def make_train_step_onnx(out: Path) -> dict:
 
     loss, example = ppo_loss()
     path = out / "ppo_train_step.onnx"
-    export_train_step(loss, example, path, optimizer="adam", golden_steps=TRAIN_STEPS, save_module=False)
+    export_train_step(loss, example, path, optimizer="adam", golden_steps=TRAIN_STEPS)
     return {"artifact": path.name, "golden": golden_of(path)}
 
 

@@ -1,20 +1,26 @@
-"""Exporters: ``torch.export`` (.pt2), ONNX, TorchScript (deprecated upstream), AOTInductor.
+"""Exporters: ``torch.export`` (.pt2), ONNX, TorchScript (deprecated upstream), AOTInductor, and
+gradient / train-step graphs — one pipeline.
 
-Every exporter takes ``(module, example, path, *, dynamic=True, dtype=None, output_names=None)``
-where ``example`` maps keyword name -> tensor (what ``module(**example)`` takes), writes the
-artifact atomically with ``X.json`` and ``X.golden/`` beside it, and verifies it at other batch
-sizes and horizons first. See ``rlexport.export.common`` for how dynamic dims are declared.
+Every exporter takes ``(module, example, path, *, dynamic=True, dtype=None, ...)`` where
+``example`` maps keyword name -> tensor (what ``module(**example)`` takes) and runs the same
+steps: ``plan`` (example casting, the one dynamic-dims rule, the one golden-case rule) ->
+``capture`` (``torch.export``; ``make_fx`` for autograd graphs) -> conversion (``onnx``,
+``program``, ``torchscript``, ``aoti``) -> ``write`` (stage the model, ``X.json`` and
+``X.golden/``, verify against the golden sample, commit atomically).
 """
 
+from rlexport.artifact.errors import ArtifactError
+from rlexport.artifact.golden import read_golden, write_golden
+from rlexport.artifact.tolerance import DEFAULT_TOLERANCES
 from rlexport.export.aoti import export_aoti
-from rlexport.export.common import DEFAULT_TOLERANCES, ExportError, infer_dynamic_dims, positional_adapter, resolve_dynamic_dims
-from rlexport.export.golden import read_golden, write_golden
+from rlexport.export.capture import positional_adapter
+from rlexport.export.grad import export_grad
 from rlexport.export.onnx import export_onnx
+from rlexport.export.plan import ExportError, infer_dynamic_dims, resolve_dynamic_dims
 from rlexport.export.program import export_program
 from rlexport.export.torchscript import export_torchscript
-from rlexport.export.grad import export_grad
-from rlexport.export.train_step import export_train_step, validate_train_step
-from rlexport.export.artifact import Artifact, ArtifactError, describe, load_artifact
+from rlexport.export.train_step import export_train_step
+from rlexport.runtime.load import Artifact, describe, load_artifact
 
 __all__ = [
     "export_program",
@@ -23,7 +29,6 @@ __all__ = [
     "export_aoti",
     "export_grad",
     "export_train_step",
-    "validate_train_step",
     "read_golden",
     "write_golden",
     "load_artifact",
@@ -36,3 +41,9 @@ __all__ = [
     "resolve_dynamic_dims",
     "positional_adapter",
 ]
+
+
+def __getattr__(name: str):
+    if name == "validate_train_step":
+        raise ImportError("validate_train_step moved to the validation layer: from rlexport.validate import validate_train_step")
+    raise AttributeError(f"module 'rlexport.export' has no attribute {name!r}")

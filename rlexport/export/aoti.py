@@ -9,7 +9,10 @@ from pathlib import Path
 
 import torch
 
-from rlexport.export.common import ExportError, plan_export, quiet
+from rlexport.artifact.paths import check_output_path
+from rlexport.export.capture import capture_module
+from rlexport.export.plan import ExportError, plan_export, quiet
+from rlexport.export.write import write_artifact
 
 
 def export_aoti(
@@ -26,21 +29,17 @@ def export_aoti(
     """Compile ``module(**example)`` with AOTInductor into a package at ``path`` (use a ``.pt2``
     suffix); returns the written path. Inputs are positional in ``example``'s order (listed in
     ``X.json``), outputs a list in ``out_keys`` order. Verified at the golden cases like every export."""
-    import torch._inductor
+    import torch._inductor  # heavy: loads the compiler stack, only for AOTInductor exports
 
-    from rlexport.export.program import program_from_plan
-
+    check_output_path(path)
     plan = plan_export(module, example, dynamic=dynamic, dtype=dtype, output_names=output_names)
-    ep = program_from_plan(plan)
+    ep = capture_module(plan.module, plan.input_names, plan.args, plan.dims, plan.output_indices, type(plan.original).__name__)
 
-    def write(p: Path):
+    def write(p: Path) -> None:
         try:
             with quiet():
                 torch._inductor.aoti_compile_and_package(ep, package_path=str(p), inductor_configs=dict(inductor_configs or {}))
         except Exception as err:  # noqa: BLE001
             raise ExportError(f"AOTInductor compilation failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
-        return {"device": "cpu"}
 
-    from rlexport.export.writer import write_artifact
-
-    return write_artifact(plan, path, "aoti", write, verify=verify)
+    return write_artifact(path, plan.metadata("aoti", {"device": "cpu"}), write, plan.golden(), verify=verify)

@@ -1,52 +1,51 @@
-"""ONNX export (``torch.onnx.export(dynamo=True)`` of the ``torch.export`` program).
+"""ONNX conversion (``torch.onnx.export(dynamo=True)`` of a captured program) and ``export_onnx``.
 
-The graph's input names are the keyword names, its output names the ``out_keys``; dynamic dims
-are named by their labels (``batch``, ``time``) in ONNX ``dim_param``s. ``metadata_props`` carry
-``rlexport.*`` keys (JSON values): ``rlexport_version``, ``torch_version``, ``class``, ``config``,
-``out_keys``, ``input_names``, ``dynamic_axes``, ``dtype``, ``kind``, ``format``.
+The graph's input names are the keyword names (or ``param.*``/``hp.*``... for gradient and
+train-step graphs), its output names the ``out_keys``; dynamic dims are named by their labels
+(``batch``, ``time``) in ONNX ``dim_param``s. ``metadata_props`` carry the ``rlexport.*`` keys
+of ``rlexport.artifact.metadata.ONNX_METADATA_KEYS`` (JSON values).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+import onnx
 import torch
+from onnx import helper, numpy_helper
 
-from rlexport.export.common import ExportError, ExportPlan, plan_export, quiet, set_onnx_metadata
+from rlexport.artifact.metadata import ONNX_METADATA_KEYS, set_onnx_metadata
+from rlexport.artifact.paths import check_output_path
+from rlexport.export.capture import capture_module
+from rlexport.export.plan import DynamicDims, ExportError, plan_export, quiet
+from rlexport.export.write import write_artifact
 
-METADATA_KEYS = ("format", "kind", "rlexport_version", "torch_version", "class", "config", "dtype", "input_names", "out_keys", "dynamic_axes")
 
-
-def onnx_model_from_plan(plan: ExportPlan, *, opset: int | None = None, optimize: bool = True):
-    """The ``onnx.ModelProto`` for a plan (checked with ``onnx.checker`` full check), metadata set."""
-    import onnx
-
-    from rlexport.export.program import program_from_plan
-
-    ep = program_from_plan(plan)
+def to_onnx(ep: torch.export.ExportedProgram, input_names: Sequence[str], output_names: Sequence[str],
+            dims: DynamicDims, *, opset: int | None = None, what: str = "the module") -> onnx.ModelProto:
+    """The ``onnx.ModelProto`` of a captured program: names checked, dynamic dims named by label,
+    constant ``Pow`` simplified (:func:`simplify_pow`), ``onnx.checker`` (full check) passed."""
     try:
         with quiet():
-            program = torch.onnx.export(
-                ep,
-                (),
-                input_names=plan.input_names,
-                output_names=plan.output_names,
-                opset_version=opset,
-                dynamo=True,
-                optimize=optimize,
-                verbose=False,
-            )
+            program = torch.onnx.export(ep, (), input_names=list(input_names), output_names=list(output_names),
+                                        opset_version=opset, dynamo=True, optimize=True, external_data=False,
+                                        verbose=False)
     except Exception as err:  # noqa: BLE001
-        raise ExportError(f"ONNX export of {type(plan.original).__name__} failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
+        raise ExportError(f"ONNX export of {what} failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
     model = program.model_proto
-    _check_names(model, plan)
-    rename_dims(model, plan.dims)
-    meta = plan.metadata("onnx", "")
-    meta["opset"] = opset_of(model)
-    set_onnx_metadata(model, {key: meta[key] for key in METADATA_KEYS + ("opset",)})
+    inits = {i.name for i in model.graph.initializer}
+    ins = [i.name for i in model.graph.input if i.name not in inits]
+    outs = [o.name for o in model.graph.output]
+    if outs != list(output_names) or any(n not in input_names for n in ins):
+        raise ExportError(f"torch.onnx.export changed the graph signature: inputs {ins} (expected {list(input_names)}), "
+                          f"outputs {outs} (expected {list(output_names)})")
+    rename_dims(model, dims)
+    simplify_pow(model)
     model.producer_name = "rlexport"
-    model.doc_string = f"{type(plan.original).__name__} exported by rlexport; outputs {plan.output_names}"
+    model.doc_string = f"{what} exported by rlexport; outputs {list(output_names)}"
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as err:  # noqa: BLE001
@@ -54,10 +53,14 @@ def onnx_model_from_plan(plan: ExportPlan, *, opset: int | None = None, optimize
     return model
 
 
+def save_onnx(model: onnx.ModelProto, metadata: Mapping, path: Path) -> None:
+    """Save ``model`` with the ``X.json`` keys of ``ONNX_METADATA_KEYS`` as ``metadata_props``."""
+    set_onnx_metadata(model, {k: metadata[k] for k in ONNX_METADATA_KEYS if k in metadata})
+    onnx.save_model(model, str(path))
+
+
 def rename_dims(model, dims) -> None:
     """Name the ONNX ``dim_param``s by their labels (``batch``, ``time``) instead of ``s0``, ``s11``."""
-    import re
-
     mapping: dict[str, str] = {}
     for value in model.graph.input:
         for d, dim in enumerate(value.type.tensor_type.shape.dim):
@@ -75,19 +78,66 @@ def rename_dims(model, dims) -> None:
                 dim.dim_param = pattern.sub(lambda m: mapping[m.group(1)], dim.dim_param)
 
 
-def opset_of(model) -> int:
+def opset_of(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def _check_names(model, plan: ExportPlan) -> None:
-    inits = {i.name for i in model.graph.initializer}
-    ins = [i.name for i in model.graph.input if i.name not in inits]
-    outs = [o.name for o in model.graph.output]
-    if outs != plan.output_names:
-        raise ExportError(f"ONNX outputs are {outs}, expected {plan.output_names}")
-    missing = [n for n in ins if n not in plan.input_names]
-    if missing:
-        raise ExportError(f"ONNX inputs {ins} do not match the example's names {plan.input_names}")
+def simplify_pow(proto) -> int:
+    """Rewrite ``Pow(x, c)`` with a constant scalar ``c`` in {1, 2, 0.5} as ``Identity``,
+    ``Mul(x, x)``, ``Sqrt(x)``: ONNX Runtime's Pow calls ``std::pow`` per element (several times
+    slower on large batches); the results are the same (torch computes ``x**2`` as ``x*x``).
+    Returns the number of nodes rewritten."""
+    consts = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for n in proto.graph.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    consts[n.output[0]] = numpy_helper.to_array(a.t)
+    count = 0
+    nodes = list(proto.graph.node)
+    exponents = set()
+    for i, n in enumerate(nodes):
+        if n.op_type != "Pow" or n.domain not in ("", "ai.onnx"):
+            continue
+        c = consts.get(n.input[1])
+        if c is None or np.size(c) != 1:
+            continue
+        c = float(np.asarray(c).reshape(()))
+        x = n.input[0]
+        if c == 2.0:
+            new = helper.make_node("Mul", [x, x], list(n.output), name=n.name)
+        elif c == 1.0:
+            new = helper.make_node("Identity", [x], list(n.output), name=n.name)
+        elif c == 0.5:
+            new = helper.make_node("Sqrt", [x], list(n.output), name=n.name)
+        else:
+            continue
+        nodes[i] = new
+        exponents.add(n.input[1])
+        count += 1
+    if count:
+        used = {o.name for o in proto.graph.output}
+
+        def collect(graph_nodes):
+            for n in graph_nodes:
+                used.update(n.input)
+                for a in n.attribute:  # If/Loop/Scan bodies read outer-scope names
+                    if a.type == onnx.AttributeProto.GRAPH:
+                        collect(a.g.node)
+                        used.update(o.name for o in a.g.output)
+                    for g in a.graphs:
+                        collect(g.node)
+                        used.update(o.name for o in g.output)
+
+        collect(nodes)
+        unused = exponents - used
+        nodes = [n for n in nodes if not (n.op_type == "Constant" and n.output[0] in unused)]
+        del proto.graph.node[:]
+        proto.graph.node.extend(nodes)
+        keep = [i for i in proto.graph.initializer if i.name not in unused]
+        del proto.graph.initializer[:]
+        proto.graph.initializer.extend(keep)
+    return count
 
 
 def export_onnx(
@@ -104,22 +154,17 @@ def export_onnx(
     """Export ``module(**example)`` to ONNX at ``path``; returns the written path.
 
     ``dynamic``: ``True`` (batch and time dims), ``False`` or ``{input: {dim: label}}`` (see
-    ``rlexport.export.common``). ``opset``: the default opset of the torch exporter (20) when
+    ``rlexport.export.plan``). ``opset``: the default opset of the torch exporter (20) when
     None. ``dtype``: cast the module and the floating inputs first (``"float32"``/``"float64"``).
     ``output_names``: keep only these outputs (a subset of ``out_keys``, in the given order).
     Beside it: ``X.json`` and ``X.golden/``. The model is checked with ``onnx.checker`` (full)
     and, unless ``verify=False``, run in ONNX Runtime (CPU) at every golden case; on any failure
     ``ExportError`` is raised and nothing is written.
     """
-    import onnx
-
+    check_output_path(path)
     plan = plan_export(module, example, dynamic=dynamic, dtype=dtype, output_names=output_names)
-    model = onnx_model_from_plan(plan, opset=opset)
-
-    def write(p: Path):
-        onnx.save_model(model, str(p))
-        return {"opset": opset_of(model), "nodes": len(model.graph.node)}
-
-    from rlexport.export.writer import write_artifact
-
-    return write_artifact(plan, path, "onnx", write, verify=verify)
+    what = type(plan.original).__name__
+    ep = capture_module(plan.module, plan.input_names, plan.args, plan.dims, plan.output_indices, what)
+    model = to_onnx(ep, plan.input_names, plan.output_names, plan.dims, opset=opset, what=what)
+    meta = plan.metadata("onnx", {"opset": opset_of(model), "nodes": len(model.graph.node)})
+    return write_artifact(path, meta, lambda p: save_onnx(model, meta, p), plan.golden(), verify=verify)

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import torch
 
-from rlexport.export.common import ExportError, plan_export, quiet
+from rlexport.artifact.paths import check_output_path
+from rlexport.export.capture import positional_adapter
+from rlexport.export.plan import ExportError, plan_export, quiet
+from rlexport.export.write import write_artifact
 
 
 def export_torchscript(
@@ -34,20 +37,17 @@ def export_torchscript(
     match, ``ExportError`` is raised and nothing is written. Export with ``dynamic=False`` to
     accept a file valid only at the example's shapes.
     """
+    check_output_path(path)
     plan = plan_export(module, example, dynamic=dynamic, dtype=dtype, output_names=output_names)
+    adapter = positional_adapter(plan.module, plan.input_names, plan.output_indices)
     try:
         with quiet():
-            traced = torch.jit.trace(plan.adapter.eval(), plan.args, check_trace=False, strict=False)
+            traced = torch.jit.trace(adapter.eval(), plan.args, check_trace=False, strict=False)
     except Exception as err:  # noqa: BLE001
         raise ExportError(f"torch.jit.trace of {type(plan.original).__name__} failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
 
-    def write(p: Path):
-        traced.save(str(p))
-        return {"torchscript": "trace", "deprecated": "TorchScript is deprecated upstream"}
-
-    from rlexport.export.writer import write_artifact
-
+    meta = plan.metadata("torchscript", {"torchscript": "trace", "deprecated": "TorchScript is deprecated upstream"})
     try:
-        return write_artifact(plan, path, "torchscript", write, verify=verify)
+        return write_artifact(path, meta, lambda p: traced.save(str(p)), plan.golden(), verify=verify)
     except ExportError as err:
         raise ExportError(f"{err} — the TorchScript trace is specialised to the example's shapes; export with dynamic=False or use pt2/onnx/aoti") from err

@@ -7,9 +7,9 @@ the current parameters, optimizer state, hyper-parameters and a batch:
    ``loss_*`` outputs) w.r.t. every trainable parameter (``torch.func`` in the trace);
 2. ``torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)`` (``inf`` disables it; the
    pre-clip total norm is the output ``grad_norm``);
-3. one ``torch.optim.Adam`` / ``AdamW`` / ``SGD`` step (``rlexport.export.optim``).
+3. one ``torch.optim.Adam`` / ``AdamW`` / ``SGD`` step (``rlexport.optim``).
 
-Graph signature (names; every name is also a key of the golden sample and of ``X.json``):
+Graph signature (``rlexport.artifact.naming``; every name is also a key of the golden sample and of ``X.json``):
 
 - inputs, in order: ``param.<name>`` for each trainable parameter (``loss.named_parameters()``
   order and names); optimizer state ``<opt>.<slot>.<name>`` (Adam/AdamW: ``exp_avg``,
@@ -26,127 +26,54 @@ Graph signature (names; every name is also a key of the golden sample and of ``X
 ``state`` (in ``X.json`` and in the golden sample) maps each state input to the output that feeds
 it at the next step: ``param.X -> new.param.X``, ``adam.step -> new.adam.step``, ``beta ->
 beta_next``. The golden sample (kind ``"train_step"``) holds the initial state and K successive
-steps with batches of different sizes and a changing learning rate; reference outputs come from
-eager ``torch.optim`` in float64, cast to the artifact's dtype.
+steps whose batches follow the one golden-case rule (``rlexport.export.plan.golden_inputs``: the
+example, a larger batch, batch 1 at another horizon, ...) and a changing learning rate;
+reference outputs come from eager ``torch.optim`` in float64, cast to the artifact's dtype. The
+graph, ``X.json`` and the golden sample are the whole artifact: nothing is pickled.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import os
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from rlexport.export import optim as fopt
-from rlexport.export.grad import (
+from rlexport import optim as fopt
+from rlexport.artifact.dtypes import parse_dtype
+from rlexport.artifact.metadata import artifact_metadata, tensor_spec
+from rlexport.artifact.naming import (
+    GRAD_NORM,
+    HP_PREFIX,
+    NAMING,
     NEW_PREFIX,
     PARAM_PREFIX,
-    FunctionalLoss,
-    TracedSpec,
-    _parse_dtype,
-    batch_axes,
-    batch_size,
-    build_metadata,
+    TrainStepLayout,
     check_unique,
-    exported_to_onnx,
-    float_dtype,
-    functional_loss,
-    golden_dir,
-    golden_sizes,
-    io_spec,
-    output_axes,
-    read_metadata,
-    resample_batch,
-    trace_functional,
-    verify_golden,
-    write_artifact,
+    detect_loss_state,
+    split_hyperparams,
 )
+from rlexport.artifact.paths import check_output_path
+from rlexport.artifact.tolerance import (
+    TRAIN_JITTER_DRAWS,
+    conditioning_errors,
+    is_low_precision,
+    merge_errors,
+    output_tolerance,
+    tolerance_rule,
+    tolerances,
+)
+from rlexport.export.capture import capture_function
+from rlexport.export.grad import GRAPH_DTYPES, FunctionalLoss, float_dtype, functional_loss
+from rlexport.export.onnx import opset_of, save_onnx, to_onnx
+from rlexport.export.plan import GoldenSpec, golden_inputs, infer_output_dims, plan_dims
+from rlexport.export.write import write_artifact
 
 Tensor = torch.Tensor
-
-HP_PREFIX = "hp."
-GRAD_NORM = "grad_norm"
-
-
-# --------------------------------------------------------------------------------------------
-# layout: which graph name is what
-
-
-@dataclass
-class TrainStepLayout:
-    """The names of a train-step graph and what each one is."""
-
-    optimizer: str
-    params: list[str]  # module names of the trainable parameters
-    batch: list[str]  # batch keywords (loss-state inputs included, in their keyword position)
-    out_keys: list[str]  # the loss's outputs
-    loss_state: dict[str, str] = field(default_factory=dict)  # batch keyword -> loss output
-
-    @property
-    def slots(self) -> list[str]:
-        """Functional optimizer state keys (``exp_avg.<name>``..., ``step``)."""
-        return [f"{s}.{n}" for s in fopt.OPTIMIZER_SLOTS[self.optimizer] for n in self.params] + ["step"]
-
-    @property
-    def hyperparams(self) -> list[str]:
-        return list(fopt.OPTIMIZER_DEFAULTS[self.optimizer])
-
-    def param_input(self, name: str) -> str:
-        return PARAM_PREFIX + name
-
-    def state_input(self, slot: str) -> str:
-        return f"{self.optimizer}.{slot}"
-
-    @property
-    def input_names(self) -> list[str]:
-        return (
-            [PARAM_PREFIX + n for n in self.params]
-            + [self.state_input(s) for s in self.slots]
-            + [HP_PREFIX + h for h in self.hyperparams]
-            + list(self.batch)
-        )
-
-    @property
-    def output_names(self) -> list[str]:
-        return (
-            [NEW_PREFIX + PARAM_PREFIX + n for n in self.params]
-            + [NEW_PREFIX + self.state_input(s) for s in self.slots]
-            + list(self.out_keys)
-            + [GRAD_NORM]
-        )
-
-    @property
-    def state(self) -> dict[str, str]:
-        """State input -> the output that feeds it at the next step."""
-        out = {PARAM_PREFIX + n: NEW_PREFIX + PARAM_PREFIX + n for n in self.params}
-        out.update({self.state_input(s): NEW_PREFIX + self.state_input(s) for s in self.slots})
-        out.update(self.loss_state)
-        return out
-
-    @property
-    def step_inputs(self) -> list[str]:
-        """Inputs given at every step: hyper-parameters and the batch (without loss state)."""
-        return [HP_PREFIX + h for h in self.hyperparams] + [b for b in self.batch if b not in self.loss_state]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer, "params": self.params, "batch": self.batch,
-                "out_keys": self.out_keys, "loss_state": self.loss_state}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "TrainStepLayout":
-        return cls(d["optimizer"], list(d["params"]), list(d["batch"]), list(d["out_keys"]), dict(d.get("loss_state", {})))
-
-
-def detect_loss_state(batch: Sequence[str], out_keys: Sequence[str]) -> dict[str, str]:
-    """Batch keywords ``k`` for which the loss returns ``k_next`` (KL-PPO's ``beta``)."""
-    return {k: k + "_next" for k in batch if k + "_next" in out_keys}
 
 
 def _add_buffer_loss_state(fl: FunctionalLoss) -> None:
@@ -164,17 +91,6 @@ def _add_buffer_loss_state(fl: FunctionalLoss) -> None:
             except TypeError:
                 continue
             fl.batch[base] = trial[base]
-
-
-def split_hyperparams(layout_or_optimizer, values: Mapping[str, Any] | None) -> dict[str, Tensor]:
-    """Hyper-parameters by short name (``lr``) or graph name (``hp.lr``) → graph tensors,
-    torch.optim defaults for the rest. ``betas=(b1, b2)`` is accepted."""
-    optimizer = layout_or_optimizer.optimizer if isinstance(layout_or_optimizer, TrainStepLayout) else layout_or_optimizer
-    clean = {}
-    for k, v in (values or {}).items():
-        k = k[len(HP_PREFIX):] if k.startswith(HP_PREFIX) else k
-        clean[k] = v
-    return fopt.default_hyperparams(optimizer, **clean)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,6 +139,7 @@ def eager_train_steps(
 
     Starts from ``initial_state`` (graph names: ``param.*``, optimizer state, loss state) on a copy
     of ``loss`` (cast to ``dtype`` if given). Returns, per step, every graph output by name.
+    Eager modules compute the graph's ops, so this is the graph's computation in torch.optim.
     """
     return _eager_train_steps(loss, layout, initial_state, steps, dtype=dtype)
 
@@ -303,7 +220,6 @@ def export_train_step(
     golden: bool = True,
     golden_steps: int = 3,
     verify: bool = True,
-    save_module: bool = True,
 ) -> dict[str, Any]:
     """Write the whole update step of ``loss`` with ``optimizer`` (``"adam"``, ``"adamw"``,
     ``"sgd"``) as the ONNX graph ``path``; see the module docstring for the signature.
@@ -312,16 +228,15 @@ def export_train_step(
     ``momentum``, ``dampening``, ``nesterov``, ``max_grad_norm``) are the defaults recorded in
     the metadata and used by the golden sample and :class:`~rlexport.runtime.trainer.OnnxTrainer`;
     they stay graph inputs. ``dtype`` casts a copy of the loss and the example. ``loss_state``
-    overrides the detected ``{input: output}`` loss-state pairs. Writes ``X.onnx``, ``X.json``,
-    ``X.golden/`` (``golden_steps`` steps, checked in ONNX Runtime before anything is written when
-    ``verify``) and, with ``save_module``, ``X.loss.pt`` (the loss, pickled, so that
-    :func:`validate_train_step` can rerun eager PyTorch). Returns the metadata.
+    overrides the detected ``{input: output}`` loss-state pairs. Writes ``X.onnx``, ``X.json`` and
+    ``X.golden/`` (at least ``golden_steps`` steps, one per golden case of the one rule, checked
+    in ONNX Runtime before anything is written when ``verify``). Returns the metadata.
     """
+    check_output_path(path)
     optimizer = optimizer.lower() if isinstance(optimizer, str) else optimizer
     if optimizer not in fopt.OPTIMIZERS:
         raise ValueError(f"export_train_step: optimizer={optimizer!r} is not supported; choose one of {list(fopt.OPTIMIZERS)}")
-    dtype = _parse_dtype(dtype)
-    fl = functional_loss(loss, example, out_keys=out_keys, dtype=dtype, owner="export_train_step")
+    fl = functional_loss(loss, example, out_keys=out_keys, dtype=parse_dtype(dtype, GRAPH_DTYPES), owner="export_train_step")
     if not fl.params:
         raise ValueError("export_train_step: the loss has no trainable parameter that receives a gradient")
     if loss_state is None:
@@ -336,19 +251,19 @@ def export_train_step(
     hp = split_hyperparams(layout, hyperparams)
     init = fopt.init_state(optimizer, fl.params)
     check_unique(layout.input_names + layout.output_names, "export_train_step")
-    axes = batch_axes({k: v for k, v in fl.batch.items() if k not in lstate}, dynamic, batch_dims,
-                      owner="export_train_step", module=fl.module)
+    plain = {k: v for k, v in fl.batch.items() if k not in lstate}
+    axes = plan_dims(fl.module, plain, dynamic, batch_dims, owner="export_train_step")
+    what = f"the train step of {type(fl.module).__name__}"
 
     flat_fn = _flat_step_fn(fl, layout)
     example_flat = [*fl.params.values(), *(init[s] for s in layout.slots), *(hp[h] for h in layout.hyperparams),
                     *fl.batch.values()]
-    spec = TracedSpec(layout.input_names, layout.output_names, example_flat, axes)
-    ep = trace_functional(flat_fn, spec)
-    proto = exported_to_onnx(ep, spec, opset=opset)
+    ep = capture_function(flat_fn, layout.input_names, example_flat, axes, what)
+    model = to_onnx(ep, layout.input_names, layout.output_names, axes, opset=opset, what=what)
     example_out = flat_fn(*example_flat)
-    out_axes = output_axes(ep, spec)
+    out_axes = infer_output_dims(plain, axes, example_out, layout.output_names)
     fdtype = float_dtype(fl)
-    rtol, atol = default_train_tolerances(fdtype)
+    rtol, atol = tolerances(fdtype)
 
     roles = {}
     for n in layout.params:
@@ -360,22 +275,22 @@ def export_train_step(
         roles[HP_PREFIX + h] = ("hyperparam", {"default": _py(hp[h])})
     for b in layout.batch:
         roles[b] = ("loss_state" if b in lstate else "batch", {})
-    inputs = {n: io_spec(roles[n][0], t, axes.get(n), **roles[n][1]) for n, t in zip(layout.input_names, example_flat)}
+    inputs = {n: tensor_spec(t, axes.get(n), role=roles[n][0], **roles[n][1]) for n, t in zip(layout.input_names, example_flat)}
     outputs = {}
     state_out = {o: i for i, o in layout.state.items()}
     for name, t in zip(layout.output_names, example_out):
         if name in state_out and name.startswith(NEW_PREFIX):
             role = "new_param" if state_out[name].startswith(PARAM_PREFIX) else "new_optimizer_state"
-            outputs[name] = io_spec(role, t, out_axes.get(name), state_of=state_out[name])
+            outputs[name] = tensor_spec(t, out_axes.get(name), role=role, state_of=state_out[name])
         elif name == GRAD_NORM:
-            outputs[name] = io_spec("grad_norm", t, out_axes.get(name))
+            outputs[name] = tensor_spec(t, out_axes.get(name), role="grad_norm")
         else:
             role = "loss" if name in fl.loss_keys else "loss_aux"
             extra = {"state_of": state_out[name]} if name in state_out else {}
-            outputs[name] = io_spec(role, t, out_axes.get(name), **extra)
-    metadata = build_metadata(
-        "train_step", path, fl.module, fdtype, inputs, outputs, axes, rtol, atol,
-        optimizer=optimizer,
+            outputs[name] = tensor_spec(t, out_axes.get(name), role=role, **extra)
+    metadata = artifact_metadata(
+        "onnx", "train_step", fl.module, fdtype, inputs, outputs, axes, rtol, atol,
+        opset=opset_of(model), naming=NAMING, optimizer=optimizer,
         hyperparams={HP_PREFIX + h: _py(hp[h]) for h in layout.hyperparams},
         state=layout.state,
         step_inputs=layout.step_inputs,
@@ -387,42 +302,16 @@ def export_train_step(
         semantics={"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW", "sgd": "torch.optim.SGD"}[optimizer],
     )
 
-    def write_golden_dir(gdir):
-        _write_train_golden(fl, layout, gdir, path, axes, hp, init, rtol, atol, golden_steps)
-
-    def after(staged):
-        if golden and verify:
-            verify_golden(staged, golden_dir(staged))
-
-    write_artifact(proto, path, metadata, golden=write_golden_dir if golden else None, verify=after)
-    mp = module_path(path)
-    if os.path.exists(mp):
-        os.remove(mp)
-    if save_module:
-        try:
-            torch.save(fl.module, mp)
-        except Exception as err:  # noqa: BLE001 - local classes and lambdas do not pickle
-            warnings.warn(f"export_train_step: could not pickle the loss ({err}); "
-                          "validate_train_step will need loss=", stacklevel=2)
+    spec = train_step_golden(fl, layout, axes, hp, init, rtol, atol, golden_steps) if golden else None
+    meta = dict(metadata)
+    write_artifact(path, meta, lambda p: save_onnx(model, meta, p), spec, verify=verify and golden)
+    metadata["artifact"] = os.path.basename(os.fspath(path))
     return metadata
 
 
-def module_path(path: str | os.PathLike) -> str:
-    """``X.loss.pt``: the pickled (dtype-cast) loss module beside ``X.onnx``."""
-    p = os.fspath(path)
-    return (p[: -len(".onnx")] if p.endswith(".onnx") else p) + ".loss.pt"
-
-
 def _py(t: Tensor):
-    v = t.item()
+    v = t.item()  # eager metadata of a 0-d hyper-parameter, never in a graph
     return bool(v) if t.dtype == torch.bool else float(v)
-
-
-def default_train_tolerances(dtype: torch.dtype) -> tuple[float, float]:
-    """``(rtol, atol)`` of a train-step golden sample against float64 eager ``torch.optim``."""
-    if dtype == torch.float64:
-        return (1e-7, 1e-9)
-    return (1e-4, 1e-5)
 
 
 def _golden_hyperparams(hp: Mapping[str, Tensor], k: int) -> list[dict[str, Tensor]]:
@@ -435,56 +324,46 @@ def _golden_hyperparams(hp: Mapping[str, Tensor], k: int) -> list[dict[str, Tens
     return out
 
 
-def _write_train_golden(fl, layout, gdir, path, axes, hp, init, rtol, atol, k) -> None:
-    from rlexport.export.golden import write_golden
-    from rlexport.export.writer import tolerance_rule
-
+def train_step_golden(fl: FunctionalLoss, layout: TrainStepLayout, axes, hp, init, rtol: float, atol: float,
+                      steps: int) -> GoldenSpec:
+    """The golden sample of a train step: ``max(steps, number of golden cases)`` successive steps
+    whose batches are the golden cases of the one rule (``golden_inputs``, cycled) and whose lr
+    changes; reference from float64 eager ``torch.optim``, conditioning-aware tolerances below
+    float64 (:func:`train_tolerances`)."""
     dtype = float_dtype(fl)
-    gen = torch.Generator().manual_seed(0)
-    sizes = golden_sizes(batch_size(fl.batch, axes), k) if axes else [None] * k
     plain = {b: v for b, v in fl.batch.items() if b not in layout.loss_state}
-    batches = [plain if s is None else resample_batch(plain, s, gen, axes) for s in sizes]
+    variants = golden_inputs(plain, axes)
+    k = max(int(steps), len(variants))
+    named = [variants[i % len(variants)] for i in range(k)]
+    batches = [b for _, b in named]
     hps = _golden_hyperparams(hp, k)
     initial = {PARAM_PREFIX + n: p for n, p in fl.params.items()}
     initial.update({layout.state_input(s): init[s] for s in layout.slots})
     initial.update({b: fl.batch[b] for b in layout.loss_state})
     ref = eager_train_steps(fl.module, layout, initial, list(zip(batches, hps)), dtype=torch.float64)
-    tols = _train_tolerances(fl, layout, initial, batches, hps, ref, dtype)
+    tols = train_tolerances(fl, layout, initial, batches, hps, ref, dtype)
+    floats = _float_outputs(layout)
     cases = []
-    for i, (size, batch, h, out) in enumerate(zip(sizes, batches, hps, ref)):
+    for i, ((name, batch), h, out) in enumerate(zip(named, hps, ref)):
         inputs = {HP_PREFIX + n: v for n, v in h.items()}
         inputs.update(batch)
-        outputs = {n: (out[n].to(dtype) if out[n].dtype.is_floating_point and n in _float_outputs(layout) else out[n])
+        outputs = {n: (out[n].to(dtype) if out[n].dtype.is_floating_point and n in floats else out[n])
                    for n in layout.output_names}
-        cases.append((f"step{i}" + (f"_b{size}" if size else ""), inputs, outputs))
-    extra = {"optimizer": layout.optimizer, "reference": "eager torch.optim + clip_grad_norm_, float64"}
+        cases.append((f"step{i}_{name}", inputs, outputs))
+    extra: dict[str, Any] = {"optimizer": layout.optimizer, "reference": "eager torch.optim + clip_grad_norm_, float64"}
     if tols:
-        extra["tolerance_rule"] = {**tolerance_rule(dtype), "jitter_draws": TRAIN_JITTER_DRAWS,
-                                   "over": "the K steps of the sample (max)"}
-    write_golden(gdir, cases, artifact=os.path.basename(os.fspath(path)), kind="train_step", rtol=rtol, atol=atol,
-                 state=layout.state, initial_state=initial, tolerances=tols, extra=extra)
+        extra["tolerance_rule"] = tolerance_rule(dtype, jitter_draws=TRAIN_JITTER_DRAWS, over="the K steps of the sample (max)")
+    return GoldenSpec("train_step", cases, rtol, atol, tols, state=layout.state, initial_state=initial, extra=extra)
 
 
-#: Jittered eager runs for a train step's tolerances (forward and gradient goldens: 3,
-#: ``EAGER_JITTER_DRAWS``). Adam's first step ``lr * g / (|g| + eps)`` is ``±lr`` for every
-#: element with ``|g| >> eps``, so a parameter whose gradient is within float32 rounding of zero
-#: moves by ``+lr`` or ``-lr``: its error is ``0`` or ``2 lr`` rather than of a rounding size, and
-#: eager shows it only in a run that flips that element too. With 3 draws the artifact flipped an
-#: element no eager run had in 2 of 8 ill-conditioned ClipPPOLoss exports (spread 1e-4); with 10,
-#: 0 of 32. The K eager steps of a small loss cost little next to the export.
-TRAIN_JITTER_DRAWS = 10
-
-
-def _train_tolerances(fl, layout, initial, batches, hps, ref, dtype) -> dict[str, dict[str, float]]:
+def train_tolerances(fl, layout, initial, batches, hps, ref, dtype) -> dict[str, dict[str, float]]:
     """Conditioning-aware tolerances of a train-step golden sample below float64 (docs/design.md,
     "Golden sample format"): the K eager ``torch.optim`` steps are also run in the artifact
     ``dtype`` (``eager_train_steps``, the float64 reference's code), on the golden initial state and
     batches and on ulp-jittered copies of them (``conditioning_errors``); per float output (loss
     outputs, ``grad_norm``, new parameters and optimizer state) the largest error against the
     float64 reference over the K steps sets ``output_tolerance``. Empty for float64 (defaults)."""
-    from rlexport.export.common import conditioning_errors, merge_errors, output_tolerance
-
-    if not (dtype.is_floating_point and torch.finfo(dtype).bits < 64):
+    if not is_low_precision(dtype):
         return {}
     floats = _float_outputs(layout)
     # One flat mapping of what the artifact gets in its dtype (initial state, batches), which
@@ -515,168 +394,3 @@ def _float_outputs(layout: TrainStepLayout) -> set[str]:
     """Outputs in the artifact dtype (everything but the float64 step counter)."""
     step_out = NEW_PREFIX + layout.state_input("step")
     return {n for n in layout.output_names if n != step_out}
-
-
-# --------------------------------------------------------------------------------------------
-# validation: K steps in ONNX Runtime vs eager torch.optim
-
-
-@dataclass
-class TrainStepReport:
-    """``validate_train_step``'s result: per-step max abs differences (ORT vs eager)."""
-
-    path: str
-    optimizer: str
-    dtype: str
-    k: int
-    batch_sizes: list[int | None]
-    atol_params: float
-    rtol_outputs: float
-    max_abs_param_diff: float
-    max_abs_state_diff: float
-    max_abs_loss_diff: dict[str, float]
-    max_abs_grad_norm_diff: float
-    per_step_param_diff: list[float]
-    passed: bool
-    failures: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def __str__(self) -> str:
-        lines = [
-            f"train step {self.path} ({self.optimizer}, {self.dtype}): {self.k} steps in ONNX Runtime vs eager torch.optim"
-            f" — {'PASSED' if self.passed else 'FAILED'}",
-            f"  batch sizes: {self.batch_sizes}",
-            f"  max |param diff| {self.max_abs_param_diff:.3g} (bound {self.atol_params:.3g}); "
-            f"max |optimizer state diff| {self.max_abs_state_diff:.3g}; max |grad_norm diff| {self.max_abs_grad_norm_diff:.3g}",
-            "  max |loss diff|: " + ", ".join(f"{k} {v:.3g}" for k, v in self.max_abs_loss_diff.items()),
-        ]
-        lines += [f"  {f}" for f in self.failures]
-        return "\n".join(lines)
-
-
-def default_parity_bounds(dtype: torch.dtype | str) -> tuple[float, float]:
-    """``(max abs param diff, rtol of outputs)``, ORT vs eager torch in the same dtype, K=20."""
-    name = dtype if isinstance(dtype, str) else str(dtype).replace("torch.", "")
-    return (1e-10, 1e-8) if name == "float64" else (1e-5, 1e-4)
-
-
-def validate_train_step(
-    path: str | os.PathLike,
-    k: int = 20,
-    *,
-    loss: nn.Module | None = None,
-    atol: float | None = None,
-    rtol: float | None = None,
-    seed: int = 0,
-    providers: Sequence[str] | None = None,
-    batch_sizes: Sequence[int] | None = None,
-) -> TrainStepReport:
-    """Run ``k`` steps of the train-step artifact ``path`` in ONNX Runtime and ``k`` eager PyTorch
-    steps (same dtype: ``loss(**batch)``, backward, ``clip_grad_norm_``, ``torch.optim``) from the
-    golden sample's initial state; batches are the golden batches resampled to changing sizes
-    (``batch_sizes``, cycled), hyper-parameters the golden cases' (cycled, so lr changes).
-
-    ``loss`` defaults to the pickled ``X.loss.pt`` written by the exporter. ``atol`` bounds the
-    max abs parameter difference over all steps; ``rtol`` the loss and grad-norm differences
-    (relative to max(1, |value|)); defaults by dtype (:func:`default_parity_bounds`).
-
-    Below float64, an ill-conditioned output (a normalised-advantage objective; an Adam step of a
-    gradient within rounding of zero) differs between two correct float32 programs by about as
-    much as eager float32 differs from float64. The golden sample records, per output, that
-    conditioning-based tolerance (measured with jittered eager runs when it was written); with
-    default bounds, each output's bound is at least its recorded ``atol`` (largest over the
-    golden steps). Explicit ``atol``/``rtol`` are used as given.
-    """
-    from rlexport.export.golden import read_golden
-    from rlexport.runtime.trainer import OnnxTrainer
-
-    meta = read_metadata(path)
-    if meta.get("kind") != "train_step":
-        raise ValueError(f"{path}: not a train-step artifact (kind {meta.get('kind')!r})")
-    layout = TrainStepLayout.from_json(meta["layout"])
-    sample = read_golden(golden_dir(path))
-    if loss is None:
-        mp = module_path(path)
-        if not os.path.exists(mp):
-            raise FileNotFoundError(f"validate_train_step: no {mp}; pass loss= (the eager loss module)")
-        loss = torch.load(mp, weights_only=False)
-    dtype = {"float32": torch.float32, "float64": torch.float64}[meta["dtype"]]
-    d_atol, d_rtol = default_parity_bounds(dtype)
-    explicit_atol, explicit_rtol = atol, rtol
-    atol = d_atol if atol is None else atol
-    rtol = d_rtol if rtol is None else rtol
-
-    axes = {n: {int(a): l for a, l in v.items()} for n, v in meta.get("dynamic_axes", {}).items()}
-    gen = torch.Generator().manual_seed(seed)
-    plain_names = [b for b in layout.batch if b not in layout.loss_state]
-    steps = []
-    sizes_used: list[int | None] = []
-    for i in range(k):
-        case = sample.cases[i % len(sample.cases)]
-        batch = {n: torch.from_numpy(np.array(case.inputs[n])) for n in plain_names}
-        size = None
-        if axes and batch_sizes:
-            size = int(batch_sizes[i % len(batch_sizes)])
-        elif axes:
-            size = 2 + (7 * i + 3) % 29
-        if size is not None:
-            batch = resample_batch(batch, size, gen, axes)
-        hp = {n[len(HP_PREFIX):]: torch.from_numpy(np.array(case.inputs[n])) for n in case.inputs if n.startswith(HP_PREFIX)}
-        steps.append((batch, hp))
-        sizes_used.append(size)
-
-    initial = {n: torch.from_numpy(np.array(v)) for n, v in sample.initial_state.items()}
-    ref = eager_train_steps(loss, layout, initial, steps, dtype=dtype)
-    recorded: dict[str, float] = {}  # output -> the golden sample's per-output atol (largest over its steps)
-    if explicit_atol is None and explicit_rtol is None:
-        for case in sample.cases:
-            for name in case.outputs:
-                recorded[name] = max(recorded.get(name, 0.0), sample.tolerance(case, name)[1])
-
-    trainer = OnnxTrainer(path, providers=providers)
-    trainer.load_state_dict(initial)
-    failures: list[str] = []
-    per_step, loss_diff, state_diff, norm_diff = [], {k_: 0.0 for k_ in layout.out_keys}, 0.0, 0.0
-    for i, ((batch, hp), want) in enumerate(zip(steps, ref)):
-        got = trainer.step(batch, _raw=True, **hp)
-        pd = 0.0
-        for n in layout.params:
-            name = NEW_PREFIX + PARAM_PREFIX + n
-            d = _maxdiff(got[name], want[name])
-            pd = max(pd, d)
-            bound = max(atol, recorded.get(name, 0.0))
-            if not d <= bound:
-                failures.append(f"step {i}: parameter {n} differs by {d:.3g} (> {bound:.3g})")
-        per_step.append(pd)
-        for s in layout.slots:
-            name = NEW_PREFIX + layout.state_input(s)
-            state_diff = max(state_diff, _maxdiff(got[name], want[name]))
-        for k_ in layout.out_keys:
-            d = _maxdiff(got[k_], want[k_])
-            loss_diff[k_] = max(loss_diff[k_], d)
-            scale = max(1.0, float(np.max(np.abs(want[k_].double().numpy()))) if want[k_].numel() else 1.0)
-            bound = max(rtol * scale, recorded.get(k_, 0.0))
-            if not d <= bound:
-                failures.append(f"step {i}: {k_} differs by {d:.3g} (> {bound:.3g})")
-        nd = _maxdiff(got[GRAD_NORM], want[GRAD_NORM])
-        norm_diff = max(norm_diff, nd)
-        bound = max(rtol * max(1.0, float(want[GRAD_NORM])), recorded.get(GRAD_NORM, 0.0))
-        if not nd <= bound:
-            failures.append(f"step {i}: grad_norm differs by {nd:.3g} (> {bound:.3g})")
-    return TrainStepReport(
-        path=os.fspath(path), optimizer=layout.optimizer, dtype=meta["dtype"], k=k, batch_sizes=sizes_used,
-        atol_params=atol, rtol_outputs=rtol, max_abs_param_diff=max(per_step, default=0.0),
-        max_abs_state_diff=state_diff, max_abs_loss_diff=loss_diff, max_abs_grad_norm_diff=norm_diff,
-        per_step_param_diff=per_step, passed=not failures, failures=failures,
-    )
-
-
-def _maxdiff(a, b) -> float:
-    a = np.asarray(a.detach().numpy() if isinstance(a, Tensor) else a, dtype=np.float64)
-    b = np.asarray(b.detach().numpy() if isinstance(b, Tensor) else b, dtype=np.float64)
-    if a.size == 0:
-        return 0.0
-    d = np.abs(a - b)
-    return float(np.nanmax(d)) if not np.isnan(d).all() else math.inf

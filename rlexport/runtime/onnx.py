@@ -15,6 +15,11 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
+import torch
+from onnx import TensorProto, helper
+
+from rlexport.artifact.dtypes import DTYPES
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -36,21 +41,14 @@ def provider_name(short: str) -> str:
 
 @lru_cache(maxsize=None)
 def _cuda_device_present() -> bool:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return True
-    except Exception:  # noqa: BLE001
-        pass
+    if torch.cuda.is_available():
+        return True
     return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
 
 
 @lru_cache(maxsize=None)
 def provider_status(short: str) -> str | None:
     """``None`` when sessions can run on provider ``short`` here, else the reason they cannot."""
-    import onnxruntime as ort
-
     full = provider_name(short)
     if full not in ort.get_available_providers():
         return "provider not installed"
@@ -70,8 +68,6 @@ def provider_status(short: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def _probe_model() -> bytes:
-    from onnx import TensorProto, helper
-
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
@@ -85,29 +81,55 @@ def available_providers() -> list[str]:
     return [p for p in ("tensorrt", "cuda", "cpu") if provider_status(p) is None]
 
 
+def session_options(threads: int | None = None, spinning: bool | None = None):
+    """The one ``onnxruntime.SessionOptions`` set-up: quiet logs, ``threads`` intra-op threads (one
+    inter-op), and no busy-waiting threads when ``spinning`` is false (default: not when
+    ``OMP_WAIT_POLICY=PASSIVE``, which on a small shared machine costs far more than it saves)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    if spinning is None:
+        spinning = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 def make_session(
-    model: str | os.PathLike | bytes, provider: str = "cpu", *, threads: int | None = None, strict: bool = False, dtype: str | None = None
+    model: str | os.PathLike | bytes,
+    provider: str | Sequence[str] = "cpu",
+    *,
+    threads: int | None = None,
+    spinning: bool | None = None,
+    strict: bool = False,
+    dtype: str | None = None,
+    options: Any = None,
 ):
-    """An ``onnxruntime.InferenceSession`` on ``provider`` (short name).
+    """An ``onnxruntime.InferenceSession`` on ``provider`` (a short name, or a list of ORT
+    provider names such as ``["CUDAExecutionProvider"]``), options from :func:`session_options`
+    unless ``options`` is given.
 
     Raises ``SessionError`` with the operator and dtype spelled out when ORT has no kernel for a
     node (``Softplus`` and ``Atanh`` have no float64 kernel on the CPU provider).
     """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    providers = [provider_name(provider)]
-    if provider != "cpu" and not strict:
-        providers.append("CPUExecutionProvider")
+    if options is None:
+        options = session_options(threads, spinning)
+    if isinstance(provider, str):
+        providers = [provider_name(provider)]
+        if provider != "cpu" and not strict:
+            providers.append("CPUExecutionProvider")
+        short = provider
+    else:
+        providers = list(provider) or ["CPUExecutionProvider"]
+        short = next((k for k, v in PROVIDERS.items() if v == providers[0]), providers[0])
     source = model if isinstance(model, bytes) else os.fspath(model)
     try:
         return ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as err:  # noqa: BLE001 - ORT raises its own exception types
-        raise SessionError(explain_session_error(str(err), provider, dtype)) from err
+        raise SessionError(explain_session_error(str(err), short, dtype)) from err
 
 
 def explain_session_error(message: str, provider: str = "cpu", dtype: str | None = None) -> str:
@@ -125,14 +147,8 @@ def explain_session_error(message: str, provider: str = "cpu", dtype: str | None
     return message.strip()
 
 
-NUMPY_DTYPE_OF_ORT_TYPE = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(bool)": np.bool_,
-}
+#: ONNX Runtime ``NodeArg.type`` -> the numpy dtype it takes (from the one dtype table).
+NUMPY_DTYPE_OF_ORT_TYPE = {d.ort: d.numpy.type for d in DTYPES.values() if d.numpy is not None}
 
 
 def run_session(session, inputs: Mapping[str, Any], output_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -151,7 +167,7 @@ def run_session(session, inputs: Mapping[str, Any], output_names: Sequence[str] 
         want = NUMPY_DTYPE_OF_ORT_TYPE.get(expected[name].type)
         if want is not None and arr.dtype != want:
             raise TypeError(f"input {name!r} has dtype {arr.dtype} but the graph expects {expected[name].type}")
-        feed[name] = np.ascontiguousarray(arr)
+        feed[name] = np.require(arr, requirements="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
     missing = [n for n in expected if n not in feed]
     if missing:
         raise ValueError(f"missing ONNX input {missing[0]!r}; the graph takes {list(expected)}")

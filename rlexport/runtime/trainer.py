@@ -5,8 +5,9 @@ training state (parameters, optimizer state, loss state such as KL-PPO's ``beta`
 arrays. ``step(batch)`` feeds state + hyper-parameters + batch, runs the graph once and keeps the
 graph's ``new.*`` outputs as the next state::
 
-    trainer = OnnxTrainer.from_module(loss, example, "ppo_step.onnx", optimizer="adam", lr=3e-4,
-                                      max_grad_norm=0.5)
+    export_train_step(loss, example, "ppo_step.onnx", optimizer="adam",
+                      hyperparams={"lr": 3e-4, "max_grad_norm": 0.5})   # rlexport.export
+    trainer = OnnxTrainer("ppo_step.onnx")
     for i, batch in enumerate(batches):
         losses = trainer.step(batch, lr=schedule(i))   # {"loss_objective": ..., "grad_norm": ...}
     trainer.export_parameters_to(loss)                 # copy the trained weights back to torch
@@ -22,10 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlexport.export.grad import PARAM_PREFIX, golden_dir, read_metadata
-from rlexport.export.train_step import GRAD_NORM, HP_PREFIX, TrainStepLayout
+from rlexport import optim as fopt
+from rlexport.artifact.errors import ArtifactError
+from rlexport.artifact.golden import read_golden
+from rlexport.artifact.metadata import check_manifest, read_metadata
+from rlexport.artifact.naming import GRAD_NORM, HP_PREFIX, PARAM_PREFIX, TrainStepLayout
+from rlexport.artifact.paths import golden_dir_for
 from rlexport.inputs import check_keywords
-from rlexport.runtime.onnx import NUMPY_DTYPE_OF_ORT_TYPE
+from rlexport.runtime.onnx import NUMPY_DTYPE_OF_ORT_TYPE, make_session
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -42,32 +47,23 @@ class OnnxTrainer:
     ``OMP_WAIT_POLICY=PASSIVE``, which on a small shared machine costs far more than it saves).
     The initial state is the golden sample's ``initial_state`` when the
     artifact has one (the exported module's parameters and a fresh optimizer); otherwise call
-    :meth:`load_state_dict` (or build with :meth:`from_module`) before :meth:`step`.
+    :meth:`load_state_dict` (or :meth:`load_module`) before :meth:`step`.
     """
 
     def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None, *,
                  threads: int | None = None, spinning: bool | None = None, session_options: Any = None):
-        import onnxruntime as ort
-
         self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise ArtifactError(f"OnnxTrainer: {self.path}: no such file")
         self.meta = read_metadata(self.path)
         if self.meta.get("kind") != "train_step":
-            raise ValueError(f"OnnxTrainer: {self.path} is not a train-step artifact (kind {self.meta.get('kind')!r})")
-        self.layout = TrainStepLayout.from_json(self.meta["layout"])
-        opts = session_options
-        if opts is None:
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            if threads is not None:
-                opts.intra_op_num_threads = int(threads)
-                opts.inter_op_num_threads = 1
-            if spinning is None:  # follow OpenMP's setting: PASSIVE means no busy-waiting threads
-                spinning = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
-            if not spinning:
-                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(self.path, sess_options=opts,
-                                            providers=list(providers) if providers else ["CPUExecutionProvider"])
+            raise ArtifactError(f"OnnxTrainer: {self.path} is not a train-step artifact (kind {self.meta.get('kind')!r})")
+        check_manifest(self.path, self.meta)
+        self.layout = TrainStepLayout.from_json(self.meta.get("layout"))
+        if not isinstance(self.meta.get("state"), dict) or not isinstance(self.meta.get("hyperparams"), dict):
+            raise ArtifactError(f"OnnxTrainer: {self.path}: X.json lacks the train step's 'state' and 'hyperparams'")
+        self.session = make_session(self.path, list(providers) if providers else "cpu", threads=threads,
+                                    spinning=spinning, options=session_options)
         self._in_dtype = {i.name: NUMPY_DTYPE_OF_ORT_TYPE.get(i.type) for i in self.session.get_inputs()}
         self._output_names = [o.name for o in self.session.get_outputs()]
         self._state_map = dict(self.meta["state"])  # input -> output
@@ -77,38 +73,17 @@ class OnnxTrainer:
         self.set_hyperparams(**{k[len(HP_PREFIX):]: v for k, v in self.meta["hyperparams"].items()})
         self.state: dict[str, np.ndarray] = {}
         self.steps_taken = 0
-        gdir = golden_dir(self.path)
-        if os.path.exists(os.path.join(gdir, "index.json")):
-            from rlexport.export.golden import read_golden
-
+        gdir = golden_dir_for(self.path)
+        if (gdir / "index.json").is_file():
             self.load_state_dict(read_golden(gdir).initial_state)
 
     # ---------------------------------------------------------------- construction
-
-    @classmethod
-    def from_module(cls, loss: nn.Module, example: Mapping[str, torch.Tensor], path: str | os.PathLike,
-                    optimizer: str = "adam", *, providers: Sequence[str] | None = None, threads: int | None = None,
-                    export_kwargs: Mapping[str, Any] | None = None, **hyperparams) -> "OnnxTrainer":
-        """Export ``loss``'s update step to ``path`` (``export_train_step``) and load it, starting
-        from ``loss``'s current parameters and a fresh optimizer state. ``hyperparams`` (``lr=``,
-        ``betas=``, ``max_grad_norm=``...) become the artifact's defaults."""
-        from rlexport.export.train_step import export_train_step
-
-        kwargs = dict(export_kwargs or {})
-        kwargs.setdefault("hyperparams", hyperparams)
-        export_train_step(loss, example, path, optimizer, **kwargs)
-        trainer = cls(path, providers=providers, threads=threads)
-        if not trainer.state:
-            trainer.load_module(loss, loss_state={k: example[k] for k in trainer.layout.loss_state if k in example})
-        return trainer
 
     def load_module(self, loss: nn.Module, loss_state: Mapping[str, Any] | None = None) -> None:
         """Start from ``loss``'s current parameters with a fresh optimizer state (zeros, step 0).
 
         Loss state (KL-PPO's ``beta``) comes from ``loss_state``, else the loss's buffer of that
         name, else the current value."""
-        from rlexport.export import optim as fopt
-
         named = dict(loss.named_parameters())
         missing = [n for n in self.layout.params if n not in named]
         if missing:
@@ -270,8 +245,6 @@ class OnnxTrainer:
         """A ``torch.optim`` optimizer over ``loss``'s parameters carrying the trainer's state and
         hyper-parameters: continue training eagerly exactly where ONNX Runtime stopped (call
         :meth:`export_parameters_to` first for the parameters themselves)."""
-        from rlexport.export import optim as fopt
-
         named = dict(loss.named_parameters())
         params = {n: named[n] for n in self.layout.params}
         hp = {k: v.item() for k, v in self.hyperparams.items()}

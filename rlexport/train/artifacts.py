@@ -44,8 +44,7 @@ def deploy_policy(trainer) -> DeterministicPolicy:
 def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     """Export policy, loss and train step; validate; write ``validation.json``."""
     from rlexport.export import export_onnx
-    from rlexport.export.train_step import validate_train_step
-    from rlexport.parity import validate
+    from rlexport.validate import validate, validate_train_step
 
     cfg = trainer.cfg
     out = Path(run_dir) / "artifacts"
@@ -104,7 +103,7 @@ def _copy_artifact(src: Path, dest: Path) -> None:
     """Copy ``X.onnx`` with ``X.json`` and ``X.golden/`` (same base name: the sidecars name it)."""
     import shutil
 
-    from rlexport.export.common import sidecar_paths
+    from rlexport.artifact.paths import sidecar_paths
 
     if src.name != dest.name:
         raise ValueError(f"_copy_artifact: {src.name} and {dest.name} differ; the sidecars name the artifact")

@@ -194,7 +194,7 @@ def export_train_step_graph(loss: nn.Module, example: Mapping[str, np.ndarray], 
 
     ex = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in example.items()}
     export_train_step(loss, ex, path, optimizer="adam", hyperparams=train_step_hyperparams(cfg, cfg.learning_rate),
-                      golden=True, verify=True, save_module=False, dynamic=True)
+                      golden=True, verify=True, dynamic=True)
     return Path(path)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from tamper import reseal
 
 
 def one_error_line(code: int, text: str, needle: str) -> None:
@@ -41,7 +42,8 @@ def copy_artifact(src: Path, dst_dir: Path) -> Path:
 
 def scale_constants(src: Path, dst_dir: Path) -> Path:
     """A copy of the ONNX artifact ``src`` (with its sidecars) whose small float constants
-    (coefficients, 0 < |v| < 1) are scaled by 1.5: ``validate`` must then fail with exit 1."""
+    (coefficients, 0 < |v| < 1) are scaled by 1.5, digests re-recorded (well-formed, numerically
+    wrong): ``validate`` must then fail with exit 1."""
     path = copy_artifact(src, dst_dir)
     model = onnx.load(str(path))
     changed = 0
@@ -52,4 +54,5 @@ def scale_constants(src: Path, dst_dir: Path) -> Path:
             changed += 1
     assert changed
     onnx.save(model, str(path))
+    reseal(path)
     return path

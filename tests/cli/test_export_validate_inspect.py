@@ -7,6 +7,7 @@ import json
 import onnx
 import pytest
 import torch
+from tamper import reseal, swap_onnx_outputs
 
 from rlexport.export import export_onnx
 from rlexport.models.factory import BuildSpec, build_estimator, build_module, estimator_example
@@ -20,16 +21,6 @@ def _estimator_onnx(path):
 def _loss_onnx(path):
     built = build_module(BuildSpec(preset="cartpole", loss="a2c", batch=4))
     return export_onnx(built.module, built.example, path)
-
-
-def _swap_outputs(path, a, b):
-    """Rename ``a`` <-> ``b`` in every node, so that graph output ``a`` carries ``b``'s values."""
-    model = onnx.load(str(path))
-    for node in model.graph.node:
-        for names in (node.input, node.output):
-            for i, name in enumerate(names):
-                names[i] = {a: b, b: a}.get(name, name)
-    onnx.save(model, str(path))
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +48,7 @@ def test_validate_perturbed_constant_exit_1_names_output(run_cli, tmp_path):
     arr.flat[0] += 1.0
     init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
     onnx.save(model, str(path))
+    reseal(path)
     code, out = run_cli("validate", path)
     assert code == 1, out
     assert "FAIL" in out and ("loss_objective" in out or "loss_entropy" in out or "loss_critic" in out)
@@ -64,7 +56,7 @@ def test_validate_perturbed_constant_exit_1_names_output(run_cli, tmp_path):
 
 def test_validate_swapped_outputs_exit_1(run_cli, tmp_path):
     path = _estimator_onnx(tmp_path / "e.onnx")
-    _swap_outputs(path, "advantage", "value_target")
+    swap_onnx_outputs(path, "advantage", "value_target")
     code, out = run_cli("validate", path)
     assert code == 1 and "'advantage'" in out
 

@@ -99,18 +99,3 @@ def loss_example(batch: int = 6, n_obs: int = 4, n_act: int = 3, seed: int = 0):
         "advantage": torch.randn(batch, 1, generator=g),
         "value_target": torch.randn(batch, 1, generator=g),
     }
-
-
-def swap_onnx_outputs(path, a, b):
-    """Tamper with an ONNX artifact: rename ``a`` <-> ``b`` everywhere in the nodes, so graph output
-    ``a`` carries ``b``'s values (``validate`` must then fail, naming both)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    rename = {a: b, b: a}
-    for node in model.graph.node:
-        for field in (node.input, node.output):
-            for i, name in enumerate(field):
-                if name in rename:
-                    field[i] = rename[name]
-    onnx.save(model, str(path))

@@ -17,7 +17,7 @@ DTYPES = ["float32", "float64"]
 
 def _export_and_validate(built, tmp_path, dtype, *, time_axis: bool):
     from rlexport.export import export_onnx, export_program, read_golden
-    from rlexport.parity import validate
+    from rlexport.validate import validate
 
     name = built.spec.description
     onnx_path = export_onnx(built.module, built.example, tmp_path / f"{name}.onnx", dtype=dtype)

@@ -14,8 +14,8 @@ MAX_STEPS = 5
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_estimator_exports_and_validates(tmp_path, estimator, dtype):
+    from rlexport.export.plan import resolve_dynamic_dims
     from rlexport.models.factory import BuildSpec, build_module
-    from rlexport.export.common import resolve_dynamic_dims
 
     built = build_module(
         BuildSpec(preset="pendulum", estimator=estimator, batch=4, time=12, estimator_options={"max_steps": MAX_STEPS})
@@ -28,8 +28,8 @@ def test_estimator_exports_and_validates(tmp_path, estimator, dtype):
 
 @pytest.mark.parametrize("preset", ["pendulum"])
 def test_loss_with_in_graph_gae_has_time_axis(tmp_path, preset):
+    from rlexport.export.plan import resolve_dynamic_dims
     from rlexport.models.factory import BuildSpec, build_module
-    from rlexport.export.common import resolve_dynamic_dims
 
     built = build_module(
         BuildSpec(preset=preset, loss="clip-ppo", estimator="gae", batch=4, time=10, estimator_options={"max_steps": MAX_STEPS})

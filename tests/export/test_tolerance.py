@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from rlexport.export import export_onnx, read_golden, write_golden
-from rlexport.export.common import DEFAULT_TOLERANCES, EAGER_ERROR_FACTOR, output_tolerance
-from rlexport.parity import validate
+from rlexport.artifact.tolerance import DEFAULT_TOLERANCES, EAGER_ERROR_FACTOR, output_tolerance
+from rlexport.validate import validate
 
-from export_toys import swap_onnx_outputs
+from tamper import reseal, swap_onnx_outputs
 
 F32_RTOL, F32_ATOL = DEFAULT_TOLERANCES["float32"]
 
@@ -101,6 +101,7 @@ def test_perturbed_artifact_of_the_same_loss_still_fails(exported, tmp_path):
     arr = onnx.numpy_helper.to_array(init) * np.float32(1.03)  # a constant off by 3 %
     init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
     onnx.save(model, str(path))
+    reseal(path)
     report = validate(path)
     assert not report.passed
     failing = {r.output for r in report.failures}

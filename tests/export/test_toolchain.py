@@ -16,10 +16,11 @@ from export_toys import (
     ToyLoss,
     estimator_example,
     loss_example,
-    swap_onnx_outputs,
 )
+from tamper import reseal, swap_onnx_outputs
 
 from rlexport.export import (
+    ArtifactError,
     ExportError,
     export_onnx,
     export_program,
@@ -29,8 +30,8 @@ from rlexport.export import (
     read_golden,
     write_golden,
 )
-from rlexport.export.golden import GoldenError
-from rlexport.parity import validate
+from rlexport.artifact.golden import GoldenError
+from rlexport.validate import validate
 
 
 # ---------------------------------------------------------------- dynamic dims
@@ -60,7 +61,7 @@ def test_dynamic_dims_hook_wins():
         def dynamic_dims(self, example):
             return {k: {0: "batch"} for k in example}
 
-    from rlexport.export.common import resolve_dynamic_dims
+    from rlexport.export.plan import resolve_dynamic_dims
 
     dims = resolve_dynamic_dims(Hooked(), estimator_example(), True)
     assert dims["next_reward"] == {0: "batch"}
@@ -199,17 +200,19 @@ def test_validate_module_all_backends():
     assert table.row_count >= 8
 
 
-def _perturb_initializer(path):
+def _perturb_initializer(path, amount=0.5, seal=True):
     model = onnx.load(str(path))
     for init in model.graph.initializer:
         arr = onnx.numpy_helper.to_array(init).copy()
         if arr.size > 1 and arr.dtype.kind == "f":
-            arr.flat[0] += 0.5
+            arr.flat[0] += amount
             init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
             break
     else:
         raise AssertionError("no float initializer")
     onnx.save(model, str(path))
+    if seal:
+        reseal(path)
 
 
 def test_validate_catches_perturbed_constant(tmp_path):
@@ -232,8 +235,18 @@ def test_validate_catches_swapped_outputs(tmp_path):
 
 def test_validate_with_overridden_tolerance(tmp_path):
     path = export_onnx(ToyLoss(), loss_example(), tmp_path / "l.onnx")
-    _perturb_initializer(path)
-    assert validate(path, rtol=10.0, atol=10.0).passed
+    _perturb_initializer(path, amount=1e-3)
+    assert not validate(path).passed
+    assert validate(path, rtol=0.5, atol=0.5).passed
+    with pytest.raises(ValueError, match="rtol=10.0 must be finite, >= 0 and <= 0.5"):
+        validate(path, rtol=10.0, atol=10.0)
+
+
+def test_a_tampered_model_file_is_refused_by_its_digest(tmp_path):
+    path = export_onnx(ToyLoss(), loss_example(), tmp_path / "l.onnx")
+    _perturb_initializer(path, seal=False)
+    with pytest.raises(ArtifactError, match="the model file does not match l.json"):
+        validate(path)
 
 
 @pytest.mark.cuda

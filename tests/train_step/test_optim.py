@@ -1,4 +1,4 @@
-"""Functional optimizers and clipping (rlexport.export.optim) vs torch.optim, eagerly."""
+"""Functional optimizers and clipping (rlexport.optim) vs torch.optim, eagerly."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlexport.export import optim as fopt
+from rlexport import optim as fopt
 
 
 def _params(dtype, seed=0):
@@ -109,7 +109,7 @@ def test_errors_name_the_problem():
 def test_metadata_is_strict_json():
     import json
 
-    from rlexport.export.common import json_safe
+    from rlexport.artifact.jsonio import json_safe
 
     meta = json_safe({"hp.max_grad_norm": math.inf, "x": [-math.inf, 1.0], "y": {"z": math.nan}})
     text = json.dumps(meta, allow_nan=False)

@@ -15,12 +15,10 @@ import pytest
 import torch
 from losses import ppo_batch
 
-from rlexport.export.golden import read_golden
-from rlexport.export.train_step import (
-    TrainStepLayout,
-    eager_train_steps,
-    validate_train_step,
-)
+from rlexport.artifact.golden import read_golden
+from rlexport.artifact.naming import TrainStepLayout
+from rlexport.export.train_step import eager_train_steps
+from rlexport.validate import validate_train_step
 from rlexport.runtime.trainer import OnnxTrainer
 
 PARAM_BOUND = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -87,9 +85,9 @@ def test_lr_schedule_takes_effect_without_reexport(exported, ppo_loss):
         b.step(batch, momentum=0.9)
 
 
-def test_validate_train_step_report(exported):
+def test_validate_train_step_report(exported, ppo_loss):
     path = exported("adam", torch.float32, lr=1e-2, max_grad_norm=0.5)
-    report = validate_train_step(path, k=20)
+    report = validate_train_step(path, k=20, loss=ppo_loss)
     assert report.passed, str(report)
     assert report.k == 20 and len(set(report.batch_sizes)) > 5
     assert report.max_abs_param_diff <= 1e-5

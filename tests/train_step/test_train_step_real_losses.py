@@ -11,7 +11,8 @@ import torch
 
 import rlexport.models.presets as presets
 import rlexport.objectives as objectives
-from rlexport.export.train_step import export_train_step, validate_train_step
+from rlexport.export.train_step import export_train_step
+from rlexport.validate import validate_train_step
 
 HP = {"lr": 3e-3, "max_grad_norm": 0.5, "eps": 1e-5}
 

@@ -1,14 +1,19 @@
 """Load a written artifact (ONNX, .pt2, TorchScript, AOTInductor) and run it by input name.
 
-``load_artifact(path)`` reads ``X.json`` beside the artifact when there is one (written by every
-rlexport exporter) and otherwise recognises the format from the file itself; ``Artifact.runner
-(backend)`` returns a function ``{input name: array} -> {output name: array}``.
+``load_artifact(path)`` decides the format from the file's content and suffix (an ``.onnx``
+file must be an ONNX model, a zip archive is a .pt2 / AOTInductor package or a TorchScript file),
+reads ``X.json`` beside it when there is one (its ``format`` must agree, and its recorded SHA-256
+digests must match the model file and the golden sample), and refuses a ``.pt2`` archive whose
+pickled members would unpickle anything beyond plain tensors before ``torch.export.load`` sees
+it. ``Artifact.runner(backend)`` returns a function ``{input name: array} -> {output name: array}``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickletools
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,13 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import torch
+from torch.export.passes import move_to_device_pass
 
-from rlexport.export.common import onnx_metadata, sidecar_paths
+from rlexport.artifact.errors import ArtifactError
+from rlexport.artifact.golden import read_golden
+from rlexport.artifact.jsonio import read_json
+from rlexport.artifact.metadata import check_manifest, onnx_metadata
+from rlexport.artifact.paths import sidecar_paths
+from rlexport.runtime.onnx import make_session, provider_status, run_session
 
 Runner = Callable[[Mapping[str, Any]], dict[str, np.ndarray]]
 
 FORMATS = ("onnx", "pt2", "torchscript", "aoti")
-# backend name -> (format, device or provider)
+# format -> the backends that run it
 ARTIFACT_BACKENDS = {
     "onnx": ["onnx-cpu", "onnx-cuda", "onnx-tensorrt"],
     "pt2": ["pt2", "pt2-cuda"],
@@ -30,38 +43,107 @@ ARTIFACT_BACKENDS = {
     "aoti": ["aoti"],
 }
 
-
-class ArtifactError(ValueError):
-    """The path is missing or is not an artifact rlexport can read."""
+#: The only globals a pickled member of a .pt2 archive may name: tensor and storage rebuilding.
+SAFE_PICKLE_GLOBALS = frozenset(
+    {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"), ("collections", "OrderedDict"),
+     ("torch", "Size"), ("torch", "device")}
+    | {("torch", f"{t}Storage") for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char",
+                                          "Byte", "Bool", "ComplexFloat", "ComplexDouble")}
+    | {("torch", name) for name in ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8",
+                                    "uint8", "bool")}
+)
 
 
 class BackendUnavailable(RuntimeError):
     """The backend cannot run here (no CUDA device, provider not installed, ...)."""
 
 
-def detect_format(path: Path) -> str:
-    if path.suffix == ".onnx":
-        return "onnx"
-    head = path.read_bytes()[:4] if path.is_file() else b""
-    if head.startswith(b"PK"):
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-        if any("aotinductor" in n for n in names):
-            return "aoti"
-        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
-            return "torchscript"
-        return "pt2"
-    if path.suffix == ".pt2":
-        return "pt2"
-    # an ONNX protobuf without the suffix
+def _zip_names(path: Path) -> list[str] | None:
+    if not zipfile.is_zipfile(path):
+        return None
     try:
-        import onnx
+        with zipfile.ZipFile(path) as zf:
+            return zf.namelist()
+    except zipfile.BadZipFile as err:
+        raise ArtifactError(f"{path}: a damaged zip archive ({err})") from None
 
-        onnx.load_model(str(path), load_external_data=False)
+
+def detect_format(path: Path) -> str:
+    """The artifact format from the file's content, checked against its suffix."""
+    names = _zip_names(path)
+    if names is None:
+        try:
+            onnx.load_model(str(path), load_external_data=False)
+        except Exception:  # noqa: BLE001 - protobuf raises several types
+            raise ArtifactError(
+                f"{path} is not an ONNX model, an exported program, a TorchScript file or an AOTInductor package"
+            ) from None
         return "onnx"
-    except Exception:  # noqa: BLE001
-        pass
-    raise ArtifactError(f"{path} is not an ONNX model, an exported program, a TorchScript file or an AOTInductor package")
+    if path.suffix == ".onnx":
+        raise ArtifactError(f"{path} has the .onnx suffix but is a zip archive, not an ONNX model")
+    if any("aotinductor" in n for n in names):
+        return "aoti"
+    if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+        return "torchscript"
+    if any(n.endswith("archive_format") for n in names):
+        return "pt2"
+    raise ArtifactError(f"{path}: a zip archive that is neither a .pt2 program, an AOTInductor package nor TorchScript")
+
+
+def _pickle_globals(data: bytes, what: str) -> set[tuple[str, str]]:
+    """The ``(module, name)`` globals a pickle would import; ``ArtifactError`` if it cannot be read."""
+    found: set[tuple[str, str]] = set()
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(arg)
+            elif op.name == "GLOBAL":
+                module, name = arg.split(" ", 1)
+                found.add((module, name))
+            elif op.name == "STACK_GLOBAL":
+                if len(strings) < 2:
+                    raise ValueError("STACK_GLOBAL without its two names")
+                found.add((strings[-2], strings[-1]))
+            elif op.name in ("INST", "OBJ", "EXT1", "EXT2", "EXT4"):
+                found.add(("<opcode>", op.name))
+    except Exception as err:  # noqa: BLE001 - a malformed pickle
+        raise ArtifactError(f"{what}: not a readable pickle ({err})") from None
+    return found
+
+
+def check_pt2_archive(path: Path) -> None:
+    """Refuse a ``.pt2`` archive whose pickled members (``*.pkl``, nested ``*.pt`` archives,
+    weights stored with ``use_pickle``) name any global beyond :data:`SAFE_PICKLE_GLOBALS`."""
+    with zipfile.ZipFile(path) as zf:
+        pickled = [n for n in zf.namelist() if n.endswith(".pkl")]
+        for name in zf.namelist():
+            if name.endswith("_config.json"):
+                try:
+                    config = json.loads(zf.read(name))
+                except ValueError:
+                    raise ArtifactError(f"{path}: member {name} is not valid JSON") from None
+                entries = config.get("config", {}) if isinstance(config, dict) else {}
+                folder = name.rsplit("/", 1)[0]
+                for entry in entries.values() if isinstance(entries, dict) else []:
+                    if isinstance(entry, dict) and entry.get("use_pickle"):
+                        pickled.append(f"{folder}/{entry.get('path_name')}")
+        for name in pickled:
+            _check_pickle(zf.read(name), f"{path}: member {name}")
+        for name in zf.namelist():
+            data = zf.read(name) if name.endswith(".pt") else b""
+            if data.startswith(b"PK"):
+                with zipfile.ZipFile(io.BytesIO(data)) as inner:
+                    for sub in inner.namelist():
+                        if sub.endswith(".pkl"):
+                            _check_pickle(inner.read(sub), f"{path}: member {name}/{sub}")
+
+
+def _check_pickle(data: bytes, what: str) -> None:
+    unsafe = sorted(_pickle_globals(data, what) - SAFE_PICKLE_GLOBALS)
+    if unsafe:
+        names = ", ".join(f"{m}.{n}" for m, n in unsafe[:5])
+        raise ArtifactError(f"{what} is pickle data that would load {names}: refused (only plain tensors are allowed)")
 
 
 @dataclass
@@ -98,8 +180,6 @@ class Artifact:
     # -- per format
 
     def _onnx_runner(self, provider: str) -> Runner:
-        from rlexport.runtime.onnx import make_session, provider_status, run_session
-
         reason = provider_status(provider)
         if reason is not None:
             raise BackendUnavailable(reason)
@@ -108,36 +188,27 @@ class Artifact:
         return lambda inputs: run_session(session, inputs, outputs)
 
     def _pt2_fn(self, device: str):
-        import torch
-
+        check_pt2_archive(self.path)
         ep = torch.export.load(str(self.path))
         if device == "cuda":
-            from torch.export.passes import move_to_device_pass
-
             ep = move_to_device_pass(ep, "cuda")
         return ep.module()
 
     def _ts_fn(self, device: str):
-        import torch
-
         return torch.jit.load(str(self.path), map_location=device)
 
     def _aoti_fn(self, device: str):
-        import torch._inductor
+        import torch._inductor  # heavy: loads the compiler stack, only for AOTInductor packages
 
         return torch._inductor.aoti_load_package(str(self.path))
 
 
 def _require_cuda() -> None:
-    import torch
-
     if not torch.cuda.is_available():
         raise BackendUnavailable("no CUDA device")
 
 
 def _torch_runner(fn, input_names: list[str], output_names: list[str], device: str) -> Runner:
-    import torch
-
     def run(inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         missing = [n for n in input_names if n not in inputs]
         if missing:
@@ -148,7 +219,7 @@ def _torch_runner(fn, input_names: list[str], output_names: list[str], device: s
         args = []
         for n in input_names:
             v = inputs[n]
-            t = v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v))
+            t = v if isinstance(v, torch.Tensor) else torch.from_numpy(np.require(v, requirements="C"))
             args.append(t.to(device))
         with torch.no_grad():
             out = fn(*args)
@@ -164,8 +235,6 @@ def _torch_runner(fn, input_names: list[str], output_names: list[str], device: s
 
 
 def _onnx_names(path: Path) -> tuple[list[str], list[str], dict[str, Any]]:
-    import onnx
-
     model = onnx.load_model(str(path), load_external_data=False)
     inits = {i.name for i in model.graph.initializer}
     ins = [i.name for i in model.graph.input if i.name not in inits]
@@ -175,7 +244,8 @@ def _onnx_names(path: Path) -> tuple[list[str], list[str], dict[str, Any]]:
 
 
 def load_artifact(path: str | os.PathLike) -> Artifact:
-    """Open an artifact. Raises ``ArtifactError`` for a missing file or one that is not an artifact."""
+    """Open an artifact. ``ArtifactError`` for a missing file, one that is not an artifact, an
+    ``X.json`` that disagrees with it (format, SHA-256), or a ``.pt2`` archive with unsafe pickles."""
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"{path}: no such file")
@@ -184,15 +254,17 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
     _, json_path, golden = sidecar_paths(path)
     meta: dict[str, Any] = {}
     if json_path.is_file() and json_path != path:
-        try:
-            meta = json.loads(json_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ArtifactError(f"{json_path}: not valid JSON: {err}") from err
+        meta = read_json(json_path)
+        if not isinstance(meta, dict):
+            raise ArtifactError(f"{json_path}: not a JSON object")
     if meta.get("artifact") and meta["artifact"] != path.name:
         meta = {}  # X.json of another artifact with the same stem (X.onnx vs X.pt2)
-    fmt = meta.get("format") or detect_format(path)
-    if fmt not in FORMATS:
-        raise ArtifactError(f"{path}: unknown format {fmt!r}")
+    fmt = detect_format(path)
+    if meta.get("format") is not None and meta["format"] != fmt:
+        raise ArtifactError(f"{json_path} says format {meta['format']!r} but {path.name} is a {fmt} artifact")
+    check_manifest(path, meta)
+    if fmt == "pt2":
+        check_pt2_archive(path)
     ins = list(meta.get("input_names") or [])
     outs = list(meta.get("out_keys") or [])
     if fmt == "onnx":
@@ -203,24 +275,14 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         ins, outs = g_ins, g_outs
         if not meta:
             meta = {"format": "onnx", **onnx_metadata(props)}
-    if not ins or not outs:
-        # fall back to the golden sample's names (written in graph order)
-        try:
-            from rlexport.export.golden import read_golden
-
-            sample = read_golden(golden)
-            ins = ins or list(sample.cases[0].inputs)
-            outs = outs or list(sample.cases[0].outputs)
-        except Exception:  # noqa: BLE001
-            pass
+    if (not ins or not outs) and (golden / "index.json").is_file():
+        sample = read_golden(golden)  # the golden sample's names, written in graph order
+        ins = ins or list(sample.cases[0].inputs)
+        outs = outs or list(sample.cases[0].outputs)
     if fmt == "torchscript" and not ins:
-        import torch
-
         m = torch.jit.load(str(path))
         ins = [a.name for a in m.forward.schema.arguments[1:]]
     if fmt == "pt2" and not ins:
-        import torch
-
         ins = list(torch.export.load(str(path)).graph_signature.user_inputs)
     if not ins:
         raise ArtifactError(f"{path}: cannot tell the artifact's input names (no {json_path.name} and no golden sample)")
@@ -229,8 +291,6 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
 
 
 def _onnx_type(t) -> tuple[str, list]:
-    import onnx
-
     tt = t.type.tensor_type
     dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else "?"
     dtype = "bool" if dtype == "bool" else dtype
@@ -253,8 +313,6 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "metadata": {k: v for k, v in artifact.meta.items() if k not in ("inputs", "outputs")},
     }
     if artifact.format == "onnx":
-        import onnx
-
         model = onnx.load_model(str(artifact.path), load_external_data=False)
         inits = {i.name for i in model.graph.initializer}
         for i in model.graph.input:
@@ -274,19 +332,13 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         info["outputs"] = dict(artifact.meta.get("outputs") or {n: {} for n in artifact.output_names})
         try:
             if artifact.format == "pt2":
-                import torch
-
                 ep = torch.export.load(str(artifact.path))
                 info["nodes"] = sum(1 for n in ep.graph.nodes if n.op == "call_function")
             elif artifact.format == "torchscript":
-                import torch
-
                 info["nodes"] = sum(1 for _ in torch.jit.load(str(artifact.path)).inlined_graph.nodes())
         except Exception:  # noqa: BLE001 - inspection is best effort
             pass
     try:
-        from rlexport.export.golden import read_golden
-
         sample = read_golden(artifact.golden_path)
         info["golden"] = {
             "path": str(sample.path),

@@ -12,7 +12,7 @@ Scalar arithmetic that PyTorch does on Python floats (bias corrections, ``lr / b
 PyTorch's kernels cast their scalar arguments, which is what makes float32 parity exact.
 Hyper-parameters and step counters are therefore float64 0-d tensors (``nesterov`` is bool).
 
-State layout (names without the optimizer prefix; see ``rlexport.export.train_step`` for the graph
+State layout (names without the optimizer prefix; see ``rlexport.artifact.naming`` for the graph
 names):
 
 - Adam / AdamW: per parameter ``exp_avg``, ``exp_avg_sq`` (zeros initially); one shared ``step``
