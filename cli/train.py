@@ -49,9 +49,11 @@ def _check_box_distribution(cfg) -> None:
 class _Progress:
     """A rich progress bar that fits 80 columns: steps done of total, steps/s, the mean return of the
     last 20 episodes and the time left; the losses and the elapsed time too on terminals of 120
-    columns or more. ``label``: a short name (algorithm/engine); the full title prints above it."""
+    columns or more. ``label``: a short name (algorithm/engine); ``title``, the full description,
+    prints above the bar when the first update arrives (so that input errors print alone)."""
 
-    def __init__(self, total: int, start: int, label: str, enabled: bool = True):
+    def __init__(self, total: int, start: int, label: str, title: str, enabled: bool = True):
+        self.title = title
         columns = [TextColumn("[bold]{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
                    TextColumn("{task.fields[sps]}/s"), TextColumn("return {task.fields[ret]}"),
                    TextColumn("ETA"), TimeRemainingColumn()]
@@ -74,6 +76,8 @@ class _Progress:
     def __call__(self, trainer, row) -> None:
         if not self.started:
             self.started = True
+            if self.enabled:
+                console.print(escape(self.title))
             self.progress.__enter__()
         ret = row.get("mean_return_20", float("nan"))
         losses = " ".join(
@@ -99,9 +103,7 @@ def _run(cfg=None, resume=None, total_steps=None, quiet=False):
         else:
             total, start, label = cfg.total_steps, 0, f"{cfg.algo}/{cfg.engine}"
             title = f"training {cfg.env_id} {cfg.algo} ({cfg.engine} engine) for {total} steps"
-        if not quiet:
-            console.print(escape(title))
-        with _Progress(total, start, label, enabled=not quiet) as bar:
+        with _Progress(total, start, label, title, enabled=not quiet) as bar:
             result = train(cfg, resume=resume, total_steps=total_steps, on_update=bar)
     except TrainInterrupted as err:
         console_err.print(f"[yellow]{err}[/]")
