@@ -73,7 +73,7 @@ def test_torch_export_dynamic(name, tmp_path):
 
 
 def test_torch_export_with_value_network(tmp_path):
-    est = GAE(gamma=0.99, lmbda=0.95, value_network=_Value(), max_steps=9)
+    est = GAE(gamma=0.99, lmbda=0.95, value_network=_Value(), max_steps=9, differentiable=True)  # see above
     gen = torch.Generator().manual_seed(0)
     mk = lambda b, t: dict(  # noqa: E731
         observation=torch.randn(b, t, 4, generator=gen, dtype=torch.float64),
