@@ -64,8 +64,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C: the command stops, its staging files are removed, exit 130."""
 
 
-def _on_sigterm(signum, frame) -> None:
-    raise Terminated()
+def _on_signal(signum, frame) -> None:
+    # Typer turns a KeyboardInterrupt into a silent exit 130, so the line is printed here, first.
+    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+    console_err.print(f"[red]{what}[/]: stopped, nothing half-written")
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def main() -> None:
@@ -77,7 +80,7 @@ def main() -> None:
     same line and the same exit status. Ctrl-C and SIGTERM stop the command with one line and
     exit 130 (an export in progress leaves nothing behind: writes are staged and atomic).
     """
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         app()
     except (UsageError, ValueError, TypeError, OSError) as err:
@@ -85,12 +88,11 @@ def main() -> None:
             traceback.print_exc()
         console_err.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt as err:
-        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-        console_err.print(f"[red]{what}[/]: stopped; no partial artifact is left behind")
+    except KeyboardInterrupt:
         sys.exit(130)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -114,10 +114,10 @@ def report_written(path: Path) -> None:
         console.print(f"  golden sample: {escape(str(info['golden']['path']))} (cases {', '.join(info['golden']['cases'])}; verified)")
 
 
-def horizon_time(max_horizon: int | None, time: int | None, batch: int, *, forward: bool) -> int | None:
+def horizon_time(max_horizon: int | None, time: int | None, batch: int) -> int | None:
     """The example horizon for ``--max-horizon N``: ``--time`` or the longest that the golden sample
-    can check exactly. A forward golden sample also runs a longer horizon than the example
-    (``rlexport.export.plan.variant_sizes``), a grad/train-step one only the example's."""
+    can check exactly. Every golden sample (forward, gradient, train step) also runs horizons other
+    than the example's (``rlexport.export.plan.variant_sizes``), longer ones included."""
     if max_horizon is None:
         return time
     # heavy (torch): imported when the command runs
@@ -130,8 +130,6 @@ def horizon_time(max_horizon: int | None, time: int | None, batch: int, *, forwa
         raise UsageError(f"--max-horizon {max_horizon}: give the longest horizon to export for, an integer >= 2") from err
 
     def longest(t: int) -> int:
-        if not forward:
-            return t
         return max(s.get("time", t) for _, s in variant_sizes({"batch": batch, "time": t}))
 
     if time is None:
@@ -343,7 +341,7 @@ def export_command(
     optimizer, hp = optimizer_hyperparams(mode == "train_step", optimizer, hyperparams)
     if mode != "train_step" and golden_steps != GOLDEN_STEPS:
         raise UsageError("--golden-steps counts the steps of a --train-step golden sample: add --train-step")
-    time = horizon_time(max_horizon, time, batch, forward=mode == "forward")
+    time = horizon_time(max_horizon, time, batch)
     loss_options = dict(clip_epsilon=clip_epsilon, entropy_coeff=entropy_coeff, critic_coeff=critic_coeff,
                         loss_critic_type=loss_critic_type, normalize_advantage=normalize_advantage, entropy_bonus=entropy_bonus)
     built = build_from_options(preset=preset, loss=loss, estimator=estimator, checkpoint=checkpoint, batch=batch, time=time,

@@ -29,7 +29,7 @@ def _hidden(text: str | None):
 
 
 # option name -> flag, where they differ (for messages that name what the user typed)
-_FLAGS = {"env_id": "--env", "export_artifacts": "--export/--no-export", "learning_rate": "--learning-rate"}
+_FLAGS = {"env_id": "--env", "learning_rate": "--learning-rate"}
 
 
 def _check_box_distribution(cfg) -> None:

@@ -402,14 +402,16 @@ def _with_targets(example: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # -- estimators fed values directly ---------------------------------------------------------------
 
 
-def build_estimator(name: str, *, gamma: float = 0.99, lmbda: float = 0.95, max_steps: int | None = None) -> nn.Module:
+def build_estimator(name: str, *, gamma: float = 0.99, lmbda: float = 0.95, max_steps: int | None = None,
+                    differentiable: bool = False) -> nn.Module:
     """The estimator ``name`` (a key of ``ESTIMATORS``) without a value network: it takes
-    ``state_value``/``next_state_value`` as inputs. ``lmbda`` applies to gae and td-lambda."""
+    ``state_value``/``next_state_value`` as inputs. ``lmbda`` applies to gae and td-lambda;
+    ``differentiable=False`` (TorchRL's class default) computes under ``torch.no_grad``."""
     if name not in ESTIMATORS:
         raise BuildError(f"estimator {name!r} is not known; choose one of {list(ESTIMATORS)}")
     member = ESTIMATORS[name]
     cls = ESTIMATOR_CLASSES[member]
-    options: dict[str, Any] = {"gamma": gamma}
+    options: dict[str, Any] = {"gamma": gamma, "differentiable": differentiable}
     if "lmbda" in default_value_kwargs(member):
         options["lmbda"] = lmbda
     if max_steps is not None:

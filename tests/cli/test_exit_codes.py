@@ -3,6 +3,13 @@ option, before anything is exported or written."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import onnx
 import pytest
 from cli_helpers import one_error_line
 
@@ -46,3 +53,26 @@ def test_debug_traceback_keeps_exit_2(run_cli, monkeypatch, tmp_path):
     monkeypatch.setenv("RLEXPORT_DEBUG", "1")
     code, out = run_cli("to-onnx", "--preset", "nope", "--loss", "a2c", "-o", tmp_path / "x.onnx")
     assert code == 2 and "Traceback" in out and "preset 'nope' is not known" in out.strip().splitlines()[-1], out
+
+
+def test_opset_in_range_is_honoured(run_cli, tmp_path):
+    path = tmp_path / "a2c.onnx"
+    code, out = run_cli("to-onnx", "--preset", "cartpole", "--loss", "a2c", "--opset", "21", "--batch", "4", "-o", path)
+    assert code == 0, out
+    assert [o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")] == [21]
+
+
+def test_sigterm_during_export_exits_130_with_one_line_and_no_file(tmp_path):
+    """SIGTERM once the export is under way (the default horizon bound makes it take a while)."""
+    cmd = [sys.executable, "-m", "rlexport.cli.app", "to-onnx", "--preset", "cartpole", "--loss", "a2c",
+           "--estimator", "gae", "-o", str(tmp_path / "x.onnx")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(25)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "terminated (SIGTERM): stopped, nothing half-written"], err
+    assert list(tmp_path.iterdir()) == []  # neither the artifact nor a staging directory

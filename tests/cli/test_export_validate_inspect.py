@@ -67,7 +67,7 @@ def test_validate_usage_errors_exit_2(run_cli, tmp_path):
     junk = tmp_path / "junk.onnx"
     junk.write_text("not a model")
     code, out = run_cli("validate", junk)
-    assert code == 2 and "not a readable ONNX model" in out
+    assert code == 2 and "is not an ONNX model" in out
     bare = tmp_path / "bare.onnx"
     bare.write_bytes(onnx.load(str(_loss_onnx(tmp_path / "x" / "l.onnx"))).SerializeToString())
     code, out = run_cli("validate", bare)

@@ -95,7 +95,7 @@ def test_bad_inputs(run_cli, tmp_path, exported_run):
     one_error_line(*run_cli(*["train", "--algo", "sac"]), "--algo")
     one_error_line(*run_cli("train", "--box-distribution", "tanh_normal", "--total-steps", "512", "--out", tmp_path / "z"),
                    "Box actions only")
-    one_error_line(*run_cli("train", "--resume", out, "--no-export"), "--export/--no-export")
+    one_error_line(*run_cli("train", "--resume", out, "--env", "Pendulum-v1"), "(got --env)")
     assert not (tmp_path / "z").exists()
 
 

@@ -63,19 +63,23 @@ class _Value(nn.Module):
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
 def test_torch_export_dynamic(name, tmp_path):
-    est = build_estimator(name, max_steps=9)
-    path = export_program(est, estimator_example(est, 3, 16, torch.float64), tmp_path / f"{name}.pt2")
+    # differentiable: a no_grad region does not survive a .pt2 save/load in torch 2.13
+    # (SpecViolationError: wrap_with_set_grad_enabled is missing val); the ONNX test covers the no_grad form
+    est = build_estimator(name, max_steps=9, differentiable=True)
+    path = tmp_path / f"{name}.pt2"
+    export_program(est, estimator_example(est, 3, 16, torch.float64), path)
     _check_runner(load_artifact(path).runner("pt2"), est,
                   lambda b, t: estimator_example(est, b, t, torch.float64, seed=t), exact=True)
 
 
 def test_torch_export_with_value_network(tmp_path):
-    est = GAE(gamma=0.99, lmbda=0.95, value_network=_Value(), max_steps=9)
+    est = GAE(gamma=0.99, lmbda=0.95, value_network=_Value(), max_steps=9, differentiable=True)  # see above
     gen = torch.Generator().manual_seed(0)
     mk = lambda b, t: dict(  # noqa: E731
         observation=torch.randn(b, t, 4, generator=gen, dtype=torch.float64),
         next_observation=torch.randn(b, t, 4, generator=gen, dtype=torch.float64),
         next_reward=torch.randn(b, t, 1, generator=gen, dtype=torch.float64),
         next_done=torch.rand(b, t, 1, generator=gen) < 0.1, next_terminated=torch.zeros(b, t, 1, dtype=torch.bool))
-    path = export_program(est, mk(3, 16), tmp_path / "gae.pt2")
+    path = tmp_path / "gae.pt2"
+    export_program(est, mk(3, 16), path)
     _check_runner(load_artifact(path).runner("pt2"), est, mk, exact=True)
