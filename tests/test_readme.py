@@ -72,7 +72,9 @@ NOT_RUN = {
 # still checked (`test_python_block_names`).
 NOT_EXECUTED = {
     "from rlexport.export import export_program, export_onnx, export_torchscript, export_aoti":
-        "export_aoti compiles a C++ package (minutes on 2 cores); tests/export runs the four exporters",
+        "export_aoti compiles a C++ package (minutes on 2 cores); tests/export runs the four "
+        "exporters. Also, run by hand after the Quick start: export_torchscript of its loss (GAE "
+        "in-graph, dynamic time) is refused (the trace does not verify at the golden cases)",
     "from rlexport.export import export_grad, export_train_step":
         "two gradient-graph exports and an ONNX Runtime loop (minutes on 2 cores); tests/train_step "
         "runs export_grad, export_train_step and OnnxTrainer",
