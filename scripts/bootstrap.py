@@ -4,7 +4,7 @@
 It runs with the machine's own Python (>= 3.10), before the virtual environment exists:
 
     python3 scripts/bootstrap.py setup     the venv, torch 2.13.0 (CPU or CUDA build), then -e '.[test]'
-    python3 scripts/bootstrap.py prereqs   node >= 20, npm, cmake >= 3.18, a C++20 compiler
+    python3 scripts/bootstrap.py prereqs   node >= 20, npm, cmake >= 3.18, a C++20 compiler, Chromium
     python3 scripts/bootstrap.py test      prereqs, setup, pytest, examples/run.sh; durations at the end
 
 Which torch build: with an NVIDIA GPU (`/proc/driver/nvidia` or a working `nvidia-smi`) pip
@@ -42,10 +42,12 @@ TORCH_VERSION = "2.13.0"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PROBE_TIMEOUT_S = 4.0
 STAMP_NAME = ".rlexport-installed"
+# The browser host's own check: finds Chromium, installs Debian's as root, else says what to do.
+ENSURE_CHROMIUM = ROOT / "examples" / "web" / "ensure-chromium.sh"
 PIP = ["-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check"]
 
 DEBIAN_HINT = (
-    "On Debian/Ubuntu: sudo apt-get install nodejs npm cmake g++ "
+    "On Debian/Ubuntu: sudo apt-get install nodejs npm cmake g++ chromium "
     "(the nodejs package is >= 20 from Debian 13 and Ubuntu 24.10 on; on older releases "
     "install Node.js 20+ from https://github.com/nodesource/distributions or with nvm)"
 )
@@ -308,15 +310,22 @@ def missing_prereqs() -> list[str]:
     why = _compiles_cxx20(compiler)
     if why:
         problems.append(f"C++20 compiler ({compiler}): {why}")
+    if ENSURE_CHROMIUM.exists():
+        done = subprocess.run([shutil.which("bash") or "/bin/bash", str(ENSURE_CHROMIUM)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            said = (done.stderr.strip().splitlines() or ["not found"])[-1].removeprefix("error: ")
+            problems.append(f"Chromium (the browser host): {said}")
     return problems
 
 
 def prereqs() -> int:
     problems = missing_prereqs()
     if not problems:
-        print("[prerequisites] node, npm, cmake and a C++20 compiler: found")
+        print("[prerequisites] node, npm, cmake, a C++20 compiler and Chromium: found")
         return 0
-    print("make test needs, for the Node.js and C++ consumers of the exported graphs:", file=sys.stderr)
+    print("make test needs, for the Node.js, browser and C++ consumers of the exported graphs:",
+          file=sys.stderr)
     for line in problems:
         print(f"  - {line}", file=sys.stderr)
     print(DEBIAN_HINT, file=sys.stderr)

@@ -144,13 +144,14 @@ def test_pip_output_is_cut_to_a_line_per_package():
 
 
 def _fake_tools(tmp_path, node_version):
-    """A PATH with a `node` of the given version and an npm, but no cmake and no compiler."""
+    """A PATH with a `node` of the given version and an npm, but no cmake, no compiler, no
+    Chromium (and no apt-get: examples/web/ensure-chromium.sh cannot install one)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, out in [("node", f"v{node_version}"), ("npm", "10.8.2")]:
         (bin_dir / name).write_text(f"#!/bin/sh\necho {out}\n")
         (bin_dir / name).chmod(0o755)
-    return {"PATH": str(bin_dir), "CXX": "no-such-c++"}
+    return {"PATH": str(bin_dir), "CXX": "no-such-c++", "CHROMIUM": ""}
 
 
 def test_prereqs_name_each_missing_tool_with_the_install_command(tmp_path):
@@ -159,7 +160,8 @@ def test_prereqs_name_each_missing_tool_with_the_install_command(tmp_path):
     assert "node: 18.19.0 found, need >= 20" in done.stderr
     assert "cmake: not found" in done.stderr and "C++20 compiler (no-such-c++): not found" in done.stderr
     assert "  - npm" not in done.stderr  # npm was found
-    assert "sudo apt-get install nodejs npm cmake g++" in done.stderr
+    assert "Chromium (the browser host): the browser host needs Chromium" in done.stderr
+    assert "sudo apt-get install nodejs npm cmake g++ chromium" in done.stderr
 
 
 def test_make_test_stops_before_set_up_and_pytest_when_a_tool_is_missing(tmp_path):
@@ -176,8 +178,8 @@ def test_python_only_is_refused_under_ci(tmp_path):
     assert done.returncode == 2 and "not allowed under CI" in done.stderr
 
 
-@pytest.mark.skipif(not all(map(shutil.which, ["node", "npm", "cmake", "c++"])),
-                    reason="node/npm/cmake/c++ not installed (make test checks them first)")
+@pytest.mark.skipif(not all(map(shutil.which, ["node", "npm", "cmake", "c++", "chromium"])),
+                    reason="node/npm/cmake/c++/chromium not installed (make test checks them first)")
 def test_prereqs_pass_on_a_machine_with_the_tools():
     done = _run("prereqs")
     assert done.returncode == 0, done.stderr
