@@ -27,7 +27,7 @@ done
 # "HOST: mean return R (last 20 episodes) after N steps, S steps/s"
 rows+=("$(node "$EXAMPLES/js/train.js" "$WORK/bundle" --seed "$SEED" --every 0 | tail -1 | sed 's/^node:/JS host, Node (onnxruntime-node):/' | sed -E 's/^(JS host, Node \(onnxruntime-node\)): mean return ([-0-9.naN]+) \(last 20 episodes\) after ([0-9]+) steps, ([0-9]+) steps\/s/| \1 | \3 | \2 | \4 |/')")
 rows+=("$(node "$EXAMPLES/web/run-browser.mjs" "$WORK/bundle" --seed "$SEED" 2>/dev/null | tail -1 | sed -E 's/^browser: mean return ([-0-9.naN]+) \(last 20 episodes\) after ([0-9]+) steps, ([0-9]+) steps\/s/| JS host, headless Chromium (onnxruntime-web, wasm) | \2 | \1 | \3 |/')")
-echo "CartPole-v1 PPO, seed $SEED, 1 thread each, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo "CartPole-v1 PPO, seed $SEED, 1 thread each, $(nproc --all) cores, $(date -u +%Y-%m-%d)"
 echo
 echo "| host | steps | mean return (last 20) | steps/s |"
 echo "|---|---|---|---|"

@@ -7,7 +7,7 @@
 # `rlexport bundle --total-steps STEPS --seed SEED`, trains in HOST, and prints as its last line
 #   HOST: mean return R (last 20 episodes) after N steps, S steps/s
 # Environment: PYTHON (default .venv/bin/python at the repository root), BUNDLE_DIR (default
-# examples/artifacts/anywhere/<host>-<steps>-<seed>).
+# examples/runs/anywhere/<host>-<steps>-<seed>).
 set -euo pipefail
 
 EXAMPLES="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,7 +33,7 @@ if [ "$HOST" = browser ]; then
 fi
 
 # 2. the bundle
-BUNDLE="${BUNDLE_DIR:-$EXAMPLES/artifacts/anywhere/$HOST-$STEPS-$SEED}"
+BUNDLE="${BUNDLE_DIR:-$EXAMPLES/runs/anywhere/$HOST-$STEPS-$SEED}"
 rm -rf "$BUNDLE"
 echo "== rlexport bundle --total-steps $STEPS --seed $SEED -o $BUNDLE" >&2
 OMP_NUM_THREADS=1 "$PY" -m rlexport.cli.app bundle --env CartPole-v1 --algo ppo --total-steps "$STEPS" --seed "$SEED" -o "$BUNDLE" >&2

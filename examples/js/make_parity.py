@@ -134,7 +134,10 @@ def engine_trace(out: Path, iterations: int, total_steps: int):
             rollout = {k: v.copy() for k, v in trainer.buf.items()}
             adv, vt = trainer.engine.gae(trainer.buf)
             trainer.learn()
-            inputs = {"noise": np.stack(rec.noise[n0:]), "permutations": np.stack(rec.perms[p0:])}
+            # one row per env step, whether the loop drew the noise per step or a rollout at once
+            per_step = int(np.prod(trainer.spec.noise_shape(cfg.num_envs)))
+            noise = np.concatenate([a.reshape(-1) for a in rec.noise[n0:]]).reshape(-1, per_step)
+            inputs = {"noise": noise, "permutations": np.stack(rec.perms[p0:])}
             outputs = {**{f"rollout.{k}": v for k, v in rollout.items()}, "advantage": adv, "value_target": vt,
                        **{f"state.{k}": v.numpy() for k, v in trainer.engine.state().items()}}
             cases.append((f"iteration{it}", inputs, outputs))
