@@ -67,7 +67,7 @@ function drawCurve(canvas, points, totalSteps) {
     g.fillText(String(r), 4, y + 4);
   }
   g.fillText('steps', W - 40, H - 6);
-  g.fillText(`mean return (last 20 episodes) vs steps, 0..${totalSteps}`, L + 8, 22);
+  g.fillText(`mean return (last 20 episodes) vs steps, 0..${totalSteps}`, L + 8, H - 6);
   g.strokeStyle = '#26a';
   g.lineWidth = 2;
   g.beginPath();

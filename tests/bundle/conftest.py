@@ -1,7 +1,6 @@
-"""The ``run_cli`` fixture (the real ``rlexport`` entry point, in-process) and a small bundle."""
+"""A small bundle (and its options) for the bundle tests."""
 
 import os
-import sys
 
 import pytest
 
@@ -9,27 +8,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # small and quick to export: 2 envs x 8 steps, 2 epochs x 2 minibatches
 SMALL = dict(num_envs=2, num_steps=8, update_epochs=2, num_minibatches=2, total_steps=64, seed=5, hidden=(16, 16))
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run ``rlexport.cli.app.main`` with ``args``; returns ``(exit code, stdout + stderr)``."""
-
-    def run(*args):
-        from rlexport.cli import app, errors
-
-        monkeypatch.setattr(errors.console, "width", 250)
-        monkeypatch.setattr(errors.console_err, "width", 250)
-        monkeypatch.setattr(sys, "argv", ["rlexport", *map(str, args)])
-        code = 0
-        try:
-            app.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return code, out.out + out.err
-
-    return run
 
 
 @pytest.fixture
