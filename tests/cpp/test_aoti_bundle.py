@@ -150,3 +150,15 @@ def test_bundle_refuses_an_unknown_format(tmp_path):
     with pytest.raises(BundleError, match=r"--format 'tflite' is not a bundle graph format; choose from \['onnx', 'aoti'\]"):
         make_bundle(make_config("ppo", "CartPole-v1", **SMALL), tmp_path / "b", formats=("tflite",))
     assert not (tmp_path / "b").exists()
+
+
+def test_cli_bundle_refuses_an_unknown_format_with_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "rlexport.cli.app", "bundle", "--format", "tflite", "-o", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [ln for ln in (done.stdout + done.stderr).splitlines() if "tflite" in ln]
+    assert len(lines) == 1 and "not a bundle graph format" in lines[0], done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "b").exists()
