@@ -312,7 +312,7 @@ def export_train_step(
 
     spec = train_step_golden(fl, layout, axes, hp, init, rtol, atol, golden_steps) if golden else None
     meta = dict(metadata)
-    save = (lambda p: save_onnx(model, meta, p)) if format == "onnx" else (lambda p: compile_package(ep, p, inductor_configs))
+    save = (lambda p: save_onnx(model, meta, p, keys=None)) if format == "onnx" else (lambda p: compile_package(ep, p, inductor_configs))
     write_artifact(path, meta, save, spec, verify=verify and golden)
     metadata["artifact"] = os.path.basename(os.fspath(path))
     return metadata
