@@ -32,7 +32,7 @@ TORCH_DIR="$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importli
 cmake -S "$EXAMPLES/cpp" -B "$EXAMPLES/cpp/build" -DTorch_DIR="$TORCH_DIR/share/cmake/Torch" -Wno-dev >/dev/null
 cmake --build "$EXAMPLES/cpp/build" -j1 --target rlexport_train >/dev/null
 rows+=("$("$EXAMPLES/cpp/build/rlexport_train" "$WORK/bundle" --seed "$SEED" --every 1000000 | tail -1 | sed -E 's/^cpp: mean return ([-0-9.naN]+) \(last 20 episodes\) after ([0-9]+) steps, ([0-9]+) steps\/s/| C++ host (LibTorch, AOTInductor packages) | \2 | \1 | \3 |/')")
-echo "CartPole-v1 PPO, seed $SEED, 1 thread each, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo "CartPole-v1 PPO, seed $SEED, 1 thread each, $(nproc --all) cores, $(date -u +%Y-%m-%d)"
 echo
 echo "| host | steps | mean return (last 20) | steps/s |"
 echo "|---|---|---|---|"
