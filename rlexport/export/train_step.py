@@ -1,4 +1,5 @@
-"""Whole update steps as one ONNX graph: loss, gradients, ``clip_grad_norm_`` and an optimizer step.
+"""Whole update steps as one ONNX graph (or, with ``format="aoti"``, one AOTInductor package of
+the same captured program): loss, gradients, ``clip_grad_norm_`` and an optimizer step.
 
 ``export_train_step(loss, example, path, optimizer="adam")`` writes a graph that computes, from
 the current parameters, optimizer state, hyper-parameters and a batch:
