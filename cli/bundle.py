@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         out: Path = typer.Option(..., "--out", "-o", help="The bundle folder to write (new or empty)."),
         from_run: Path = typer.Option(None, "--from", help="Bundle this `rlexport train` run (its config and last checkpoint) instead."),
+        formats: list[str] = typer.Option(None, "--format", help="Also write the graphs in this format: aoti (AOTInductor packages for a LibTorch host, examples/cpp). ONNX is always written. Repeatable."),
     ) -> None:
         """Write a training bundle: act, advantage and train-step ONNX graphs, initial state and bundle.json.
         Takes every `rlexport train` training option (--env, --algo, --total-steps, --seed, --num-envs, ...)."""
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
             except ValueError as err:
                 raise UsageError(str(err)) from None
         try:
-            path = make_bundle(cfg, out, from_run=from_run)
+            path = make_bundle(cfg, out, from_run=from_run, formats=tuple(formats or ()))
         except BundleError as err:
             raise UsageError(str(err)) from None
         console.print(f"[green]bundle[/] written to {path} ({path / 'bundle.json'})")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Steps/s of every training host, same settings, one after the other in one run: rlexport
-# train's two Python engines and the JS host in Node and in headless Chromium, CartPole-v1 PPO
+# train's two Python engines, the JS host in Node and in headless Chromium and the C++ host
+# (examples/cpp/rlexport_train, AOTInductor packages; built first), CartPole-v1 PPO
 # with rlexport train's defaults (4 envs x 128 steps, 4 x 4 minibatches), one thread each.
 #
 #   examples/benchmark_hosts.sh [STEPS] [SEED]     (default 51200 1)
@@ -23,10 +24,14 @@ for engine in torch onnx; do
     --threads 1 --no-export --quiet --out "$WORK/run-$engine" 2>/dev/null | grep '^done')"
   rows+=("$(echo "$line" | sed -E "s/^done ([0-9]+) steps, mean return \(last 20 episodes\) ([-0-9.na/]+), ([0-9]+) steps\/s.*/| Python, rlexport train --engine $engine | \1 | \2 | \3 |/")")
 done
-"$PY" -m rlexport.cli.app bundle --env CartPole-v1 --algo ppo --total-steps "$STEPS" --seed "$SEED" -o "$WORK/bundle" >/dev/null
+"$PY" -m rlexport.cli.app bundle --env CartPole-v1 --algo ppo --total-steps "$STEPS" --seed "$SEED" --format aoti -o "$WORK/bundle" >/dev/null
 # "HOST: mean return R (last 20 episodes) after N steps, S steps/s"
 rows+=("$(node "$EXAMPLES/js/train.js" "$WORK/bundle" --seed "$SEED" --every 0 | tail -1 | sed 's/^node:/JS host, Node (onnxruntime-node):/' | sed -E 's/^(JS host, Node \(onnxruntime-node\)): mean return ([-0-9.naN]+) \(last 20 episodes\) after ([0-9]+) steps, ([0-9]+) steps\/s/| \1 | \3 | \2 | \4 |/')")
 rows+=("$(node "$EXAMPLES/web/run-browser.mjs" "$WORK/bundle" --seed "$SEED" 2>/dev/null | tail -1 | sed -E 's/^browser: mean return ([-0-9.naN]+) \(last 20 episodes\) after ([0-9]+) steps, ([0-9]+) steps\/s/| JS host, headless Chromium (onnxruntime-web, wasm) | \2 | \1 | \3 |/')")
+TORCH_DIR="$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))')"
+cmake -S "$EXAMPLES/cpp" -B "$EXAMPLES/cpp/build" -DTorch_DIR="$TORCH_DIR/share/cmake/Torch" -Wno-dev >/dev/null
+cmake --build "$EXAMPLES/cpp/build" -j1 --target rlexport_train >/dev/null
+rows+=("$("$EXAMPLES/cpp/build/rlexport_train" "$WORK/bundle" --seed "$SEED" --every 1000000 | tail -1 | sed -E 's/^cpp: mean return ([-0-9.naN]+) \(last 20 episodes\) after ([0-9]+) steps, ([0-9]+) steps\/s/| C++ host (LibTorch, AOTInductor packages) | \2 | \1 | \3 |/')")
 echo "CartPole-v1 PPO, seed $SEED, 1 thread each, $(nproc --all) cores, $(date -u +%Y-%m-%d)"
 echo
 echo "| host | steps | mean return (last 20) | steps/s |"

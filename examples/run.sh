@@ -3,7 +3,9 @@
 # Node.js (onnxruntime-node) and in C++ (LibTorch from the torch wheel) against their golden
 # samples; and the JS training host (examples/js): its CartPole against Gymnasium, its first
 # updates against rlexport's ONNX engine, a short training run in Node and one in headless
-# Chromium (examples/web). Exits non-zero on any mismatch or error.
+# Chromium (examples/web); and the C++ training host (examples/cpp/rlexport_train): its AOTInductor
+# graphs against their golden samples, its first updates against the ONNX engine, a short
+# training run. Exits non-zero on any mismatch or error.
 #
 #   examples/run.sh                 everything (1-3 minutes; the C++ build dir is kept)
 #
@@ -47,6 +49,9 @@ NPM=$!
 "$EXAMPLES/npm-ci-if-needed.sh" "$EXAMPLES/js" >"$BUILD/npm-js.log" 2>&1 &
 NPM_JS=$!
 JS_PARITY="$RLEXPORT_ARTIFACTS/js-parity"
+# the C++ host's bundle: make_parity.py's configuration (PPO, CartPole-v1, 50 000 steps, seed 1)
+# with AOTInductor packages; the host checks that it starts from the engine trace's state
+CPP_BUNDLE="$RLEXPORT_ARTIFACTS/cpp-bundle"
 
 # 1. Artifacts: always rebuilt, so that the consumers check this run's exporters.
 if [ "${SKIP_EXPORT:-0}" != 1 ]; then
@@ -59,6 +64,10 @@ if [ "${SKIP_EXPORT:-0}" != 1 ]; then
   stage "JS host parity data and bundle ($PY examples/js/make_parity.py)"
   "$PY" "$EXAMPLES/js/make_parity.py" --out "$JS_PARITY" 2> >(grep -v -e 'torchvision is not installed' -e '^$' >&2) \
     || die "recording the JS parity data failed"
+  stage "C++ host bundle (rlexport bundle --format aoti -o $CPP_BUNDLE)"
+  rm -rf "$CPP_BUNDLE"
+  OMP_NUM_THREADS=1 "$PY" -m rlexport.cli.app bundle --env CartPole-v1 --algo ppo --total-steps 50000 --seed 1 --format aoti \
+    -o "$CPP_BUNDLE" 2> >(grep -v -e 'torchvision is not installed' -e '^$' >&2) || die "writing the C++ host's bundle failed"
 fi
 
 # 2. Node.js: onnxruntime-node from the npm registry (.npmrc skips its CUDA download).
@@ -85,6 +94,12 @@ if wait $CPP_BUILD; then
   "$BUILD/rlexport_check" \
     "$RLEXPORT_ARTIFACTS/$(golden loss_aoti)" \
     "$RLEXPORT_ARTIFACTS/$(golden torchscript)" || failed+=("c++")
+  stage "C++ host: its AOTInductor graphs against their golden samples"
+  "$BUILD/rlexport_check" "$CPP_BUNDLE"/graphs/aoti/{act,advantage,train_step}.golden || failed+=("c++ host graphs")
+  stage "C++ host: first updates against the ONNX engine ($JS_PARITY/engine)"
+  OMP_NUM_THREADS=1 "$BUILD/rlexport_train" "$CPP_BUNDLE" --parity "$JS_PARITY/engine" || failed+=("c++ host parity")
+  stage "C++ host: 50k-step training (last 20 episodes >= 150 and >= 4x the first 20)"
+  OMP_NUM_THREADS=1 "$BUILD/rlexport_train" "$CPP_BUNDLE" --seed 1 --every 40 --min-return 150 || failed+=("c++ host learning")
 else
   cat "$BUILD/build.log" >&2
   failed+=("c++ build")
@@ -95,4 +110,4 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "examples/run.sh: FAILED: ${failed[*]} ($((SECONDS - START)) s)"
   exit 1
 fi
-echo "examples/run.sh: all artifacts match their golden samples in Node.js and C++; the JS host matches the ONNX engine and learns in Node and Chromium ($((SECONDS - START)) s)"
+echo "examples/run.sh: all artifacts match their golden samples in Node.js and C++; the JS and C++ hosts match the ONNX engine and learn in Node, Chromium and C++ ($((SECONDS - START)) s)"

@@ -29,17 +29,21 @@ def export_aoti(
     """Compile ``module(**example)`` with AOTInductor into a package at ``path`` (use a ``.pt2``
     suffix); returns the written path. Inputs are positional in ``example``'s order (listed in
     ``X.json``), outputs a list in ``out_keys`` order. Verified at the golden cases like every export."""
-    import torch._inductor  # heavy: loads the compiler stack, only for AOTInductor exports
-
     check_output_path(path)
     plan = plan_export(module, example, dynamic=dynamic, dtype=dtype, output_names=output_names)
     ep = capture_module(plan.module, plan.input_names, plan.args, plan.dims, plan.output_indices, type(plan.original).__name__)
 
-    def write(p: Path) -> None:
-        try:
-            with quiet():
-                torch._inductor.aoti_compile_and_package(ep, package_path=str(p), inductor_configs=dict(inductor_configs or {}))
-        except Exception as err:  # noqa: BLE001
-            raise ExportError(f"AOTInductor compilation failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
+    return write_artifact(path, plan.metadata("aoti", {"device": "cpu"}), lambda p: compile_package(ep, p, inductor_configs),
+                          plan.golden(), verify=verify)
 
-    return write_artifact(path, plan.metadata("aoti", {"device": "cpu"}), write, plan.golden(), verify=verify)
+
+def compile_package(ep: torch.export.ExportedProgram, path: Path, inductor_configs: Mapping | None = None) -> None:
+    """Compile a captured program into the AOTInductor package ``path`` (the one compile step of
+    every AOTI artifact: forward graphs here, train steps in ``rlexport.export.train_step``)."""
+    import torch._inductor  # heavy: loads the compiler stack, only for AOTInductor exports
+
+    try:
+        with quiet():
+            torch._inductor.aoti_compile_and_package(ep, package_path=str(path), inductor_configs=dict(inductor_configs or {}))
+    except Exception as err:  # noqa: BLE001
+        raise ExportError(f"AOTInductor compilation failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err

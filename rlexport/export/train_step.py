@@ -1,4 +1,5 @@
-"""Whole update steps as one ONNX graph: loss, gradients, ``clip_grad_norm_`` and an optimizer step.
+"""Whole update steps as one ONNX graph (or, with ``format="aoti"``, one AOTInductor package of
+the same captured program): loss, gradients, ``clip_grad_norm_`` and an optimizer step.
 
 ``export_train_step(loss, example, path, optimizer="adam")`` writes a graph that computes, from
 the current parameters, optimizer state, hyper-parameters and a batch:
@@ -67,6 +68,7 @@ from rlexport.artifact.tolerance import (
     tolerance_rule,
     tolerances,
 )
+from rlexport.export.aoti import compile_package
 from rlexport.export.capture import capture_function
 from rlexport.export.grad import GRAPH_DTYPES, FunctionalLoss, float_dtype, functional_loss
 from rlexport.export.onnx import opset_of, save_onnx, to_onnx
@@ -220,9 +222,14 @@ def export_train_step(
     golden: bool = True,
     golden_steps: int = 3,
     verify: bool = True,
+    format: str = "onnx",
+    inductor_configs: Mapping | None = None,
 ) -> dict[str, Any]:
     """Write the whole update step of ``loss`` with ``optimizer`` (``"adam"``, ``"adamw"``,
     ``"sgd"``) as the ONNX graph ``path``; see the module docstring for the signature.
+    ``format="aoti"`` compiles the same captured program into an AOTInductor package instead
+    (``X.pt2``, loadable from C++ with ``torch::inductor::AOTIModelPackageLoader``; same inputs,
+    outputs, ``X.json`` and golden sample, verified by running the package).
 
     ``hyperparams`` (``lr``, ``betas`` or ``beta1``/``beta2``, ``eps``, ``weight_decay``,
     ``momentum``, ``dampening``, ``nesterov``, ``max_grad_norm``) are the defaults recorded in
@@ -234,6 +241,8 @@ def export_train_step(
     """
     check_output_path(path)
     optimizer = optimizer.lower() if isinstance(optimizer, str) else optimizer
+    if format not in ("onnx", "aoti"):
+        raise ValueError(f"export_train_step: format={format!r} is not supported; choose 'onnx' or 'aoti'")
     if optimizer not in fopt.OPTIMIZERS:
         raise ValueError(f"export_train_step: optimizer={optimizer!r} is not supported; choose one of {list(fopt.OPTIMIZERS)}")
     fl = functional_loss(loss, example, out_keys=out_keys, dtype=parse_dtype(dtype, GRAPH_DTYPES), owner="export_train_step")
@@ -259,7 +268,7 @@ def export_train_step(
     example_flat = [*fl.params.values(), *(init[s] for s in layout.slots), *(hp[h] for h in layout.hyperparams),
                     *fl.batch.values()]
     ep = capture_function(flat_fn, layout.input_names, example_flat, axes, what)
-    model = to_onnx(ep, layout.input_names, layout.output_names, axes, opset=opset, what=what)
+    model = to_onnx(ep, layout.input_names, layout.output_names, axes, opset=opset, what=what) if format == "onnx" else None
     example_out = flat_fn(*example_flat)
     out_axes = infer_output_dims(plain, axes, example_out, layout.output_names)
     fdtype = float_dtype(fl)
@@ -289,8 +298,8 @@ def export_train_step(
             extra = {"state_of": state_out[name]} if name in state_out else {}
             outputs[name] = tensor_spec(t, out_axes.get(name), role=role, **extra)
     metadata = artifact_metadata(
-        "onnx", "train_step", fl.module, fdtype, inputs, outputs, axes, rtol, atol,
-        opset=opset_of(model), naming=NAMING, optimizer=optimizer,
+        format, "train_step", fl.module, fdtype, inputs, outputs, axes, rtol, atol,
+        **({"opset": opset_of(model)} if format == "onnx" else {"device": "cpu"}), naming=NAMING, optimizer=optimizer,
         hyperparams={HP_PREFIX + h: _py(hp[h]) for h in layout.hyperparams},
         state=layout.state,
         step_inputs=layout.step_inputs,
@@ -304,7 +313,8 @@ def export_train_step(
 
     spec = train_step_golden(fl, layout, axes, hp, init, rtol, atol, golden_steps) if golden else None
     meta = dict(metadata)
-    write_artifact(path, meta, lambda p: save_onnx(model, meta, p, keys=None), spec, verify=verify and golden)
+    save = (lambda p: save_onnx(model, meta, p, keys=None)) if format == "onnx" else (lambda p: compile_package(ep, p, inductor_configs))
+    write_artifact(path, meta, save, spec, verify=verify and golden)
     metadata["artifact"] = os.path.basename(os.fspath(path))
     return metadata
 

@@ -15,6 +15,10 @@ Layout::
     DIR/graphs/advantage.onnx   (+ .json, .golden/)         rollout [E, T, ...] -> advantage, value_target
     DIR/graphs/train_step.onnx  (+ .json, .golden/)         minibatch + state + hp.* -> losses, grad_norm, new.*
     DIR/state/                  golden-format folder: case "initial", one tensor per state name
+    DIR/graphs/aoti/act.pt2, advantage.pt2, train_step.pt2 (+ .json, .golden/ each)
+                                with ``formats`` including "aoti": the same three graphs as
+                                AOTInductor packages (same inputs and outputs), for a LibTorch host
+                                (``examples/cpp/``); built for this machine's CPU and torch version
 
 A bundle made ``from_run`` starts from that run's last checkpoint (parameters, Adam moments and
 step, running normalisation statistics, update index), so training continues elsewhere.
@@ -35,15 +39,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlexport.export import read_golden, write_golden
+from rlexport.export import export_aoti, read_golden, write_golden
+from rlexport.export.train_step import export_train_step
 
 from .agent import AgentSpec, Sampler, build_agent
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig
-from .engines import GaeModule, build_loss, export_param_graph, export_train_step_graph, loss_inputs, loss_networks, named_trainable
+from .engines import (
+    GaeModule,
+    WithParams,
+    build_loss,
+    export_param_graph,
+    export_train_step_graph,
+    loss_inputs,
+    loss_networks,
+    named_trainable,
+    train_step_hyperparams,
+)
 from .envs import EnvError, describe_spaces
 
 FORMAT = "rlexport-bundle"
+# graph formats a bundle can hold, each under graphs.<role>.<format>; ONNX is always written
+GRAPH_FORMATS = ("onnx", "aoti")
+GRAPH_FILES = {"onnx": "graphs/{role}.onnx", "aoti": "graphs/aoti/{role}.pt2"}
 VERSION = 1
 CHECKPOINT = Path("checkpoints") / "latest.safetensors"
 # Running statistics start as Gymnasium's RunningMeanStd (and rlexport.train.envs).
@@ -174,9 +192,35 @@ def _strict(value: Any) -> Any:
     return value
 
 
-def _graph_entry(name: str, inputs_from_state: Mapping[str, str]) -> dict:
-    return {"onnx": {"file": f"graphs/{name}.onnx", "meta": f"graphs/{name}.json", "golden": f"graphs/{name}.golden"},
-            "params": dict(inputs_from_state)}
+def _graph_entry(name: str, inputs_from_state: Mapping[str, str], formats: tuple[str, ...]) -> dict:
+    entry: dict[str, Any] = {}
+    for fmt in formats:
+        file = GRAPH_FILES[fmt].format(role=name)
+        stem = file.rsplit(".", 1)[0]
+        entry[fmt] = {"file": file, "meta": f"{stem}.json", "golden": f"{stem}.golden"}
+    entry["params"] = dict(inputs_from_state)
+    return entry
+
+
+def _check_formats(formats) -> tuple[str, ...]:
+    unknown = [f for f in formats if f not in GRAPH_FORMATS]
+    if unknown:
+        raise BundleError(f"--format {unknown[0]!r} is not a bundle graph format; choose from {list(GRAPH_FORMATS)}")
+    return tuple(f for f in GRAPH_FORMATS if f == "onnx" or f in formats)
+
+
+def _export_aoti_graphs(tmp: Path, loss: nn.Module, cfg: TrainConfig, minibatch: Mapping[str, np.ndarray],
+                        act: WithParams, act_example: Mapping[str, np.ndarray], adv: WithParams,
+                        adv_example: Mapping[str, np.ndarray]) -> None:
+    """The three graphs again as AOTInductor packages from the same modules and examples (each
+    verified against its golden sample by running the package)."""
+    folder = tmp / "graphs" / "aoti"
+    folder.mkdir()
+    as_torch = lambda d: {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in d.items()}  # noqa: E731
+    export_train_step(loss, as_torch(minibatch), folder / "train_step.pt2", optimizer="adam",
+                      hyperparams=train_step_hyperparams(cfg, cfg.learning_rate), dynamic=True, format="aoti")
+    for name, wrapper, example in (("act", act, act_example), ("advantage", adv, adv_example)):
+        export_aoti(wrapper, {**wrapper.example_params(), **as_torch(example)}, folder / f"{name}.pt2", dynamic=False)
 
 
 # -- the bundle ---------------------------------------------------------------------------------
@@ -211,13 +255,16 @@ def read_run(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, np.ndarray]
     return cfg, {k: v.numpy() for k, v in tensors.items()}, meta
 
 
-def make_bundle(cfg: TrainConfig, out: str | os.PathLike, *, from_run: str | os.PathLike | None = None) -> Path:
+def make_bundle(cfg: TrainConfig, out: str | os.PathLike, *, from_run: str | os.PathLike | None = None,
+                formats: tuple[str, ...] = ("onnx",)) -> Path:
     """Write the training bundle for ``cfg`` (or for the run ``from_run``, whose config and last
-    checkpoint it uses; ``cfg`` is then ignored) to the new or empty folder ``out``.
+    checkpoint it uses; ``cfg`` is then ignored) to the new or empty folder ``out``. ``formats``
+    (``GRAPH_FORMATS``): ONNX always; ``"aoti"`` adds AOTInductor packages of the three graphs.
 
     Everything is written to a temporary folder beside ``out`` and moved into place at the end:
     on any error nothing is left behind. Returns ``out``."""
     out = Path(out)
+    formats = _check_formats(formats)
     tensors = meta = None
     if from_run is not None:
         cfg, tensors, meta = read_run(from_run)
@@ -249,7 +296,8 @@ def make_bundle(cfg: TrainConfig, out: str | os.PathLike, *, from_run: str | os.
         graphs = tmp / "graphs"
         graphs.mkdir()
         batch_names = loss_inputs(loss, cfg)
-        export_train_step_graph(loss, _example_minibatch(spec, cfg, batch_names), graphs / "train_step.onnx", cfg)
+        minibatch = _example_minibatch(spec, cfg, batch_names)
+        export_train_step_graph(loss, minibatch, graphs / "train_step.onnx", cfg)
         ts_meta = json.loads((graphs / "train_step.json").read_text())
         initial = dict(read_golden(graphs / "train_step.golden").initial_state)
         if tensors is not None:  # the run's optimizer state replaces the fresh one
@@ -260,18 +308,20 @@ def make_bundle(cfg: TrainConfig, out: str | os.PathLike, *, from_run: str | os.
 
         ex_rollout = _example_rollout(spec, cfg)
         ex_noise = spec.draw_noise(np.random.default_rng(cfg.seed + 303), cfg.num_envs)
-        act = export_param_graph(ActWithValue(actor, critic, spec.kind),
-                                 {"observation": ex_rollout["observation"][:, 0], "noise": ex_noise}, graphs / "act.onnx")
-        adv = export_param_graph(GaeModule(critic, cfg.gamma, cfg.gae_lambda),
-                                 {k: ex_rollout[k] for k in GaeModule.IN_KEYS}, graphs / "advantage.onnx")
+        act_example = {"observation": ex_rollout["observation"][:, 0], "noise": ex_noise}
+        adv_example = {k: ex_rollout[k] for k in GaeModule.IN_KEYS}
+        act = export_param_graph(ActWithValue(actor, critic, spec.kind), act_example, graphs / "act.onnx")
+        adv = export_param_graph(GaeModule(critic, cfg.gamma, cfg.gae_lambda), adv_example, graphs / "advantage.onnx")
         for name, wrapper in (("act", act), ("advantage", adv)):
             unknown = [s for s in wrapper.state_names.values() if s not in initial]
             if unknown:
                 raise BundleError(f"{name} graph: parameter inputs {unknown} are not train-step state")
 
+        if "aoti" in formats:
+            _export_aoti_graphs(tmp, loss, cfg, minibatch, act, act_example, adv, adv_example)
         write_golden(tmp / "state", [("initial", initial, {})], artifact="../bundle.json", kind="state", rtol=0.0, atol=0.0)
         doc = bundle_document(cfg, spec, obs_space, act_space, ts_meta, act.state_names, adv.state_names,
-                              batch_names, tensors, meta, from_run)
+                              batch_names, tensors, meta, from_run, formats)
         (tmp / "bundle.json").write_text(json.dumps(_strict(doc), indent=2, allow_nan=False) + "\n")
         if out.exists():
             out.rmdir()
@@ -285,7 +335,7 @@ def make_bundle(cfg: TrainConfig, out: str | os.PathLike, *, from_run: str | os.
 def bundle_document(cfg: TrainConfig, spec: AgentSpec, obs_space, act_space, ts_meta: Mapping[str, Any],
                     act_params: Mapping[str, str], adv_params: Mapping[str, str], batch_names: list[str],
                     tensors: Mapping[str, np.ndarray] | None, meta: Mapping[str, Any] | None,
-                    from_run: str | os.PathLike | None) -> dict[str, Any]:
+                    from_run: str | os.PathLike | None, formats: tuple[str, ...] = ("onnx",)) -> dict[str, Any]:
     """``bundle.json``'s content (see docs/bundle.md)."""
     observation, action = _spaces(obs_space, act_space, spec)
     start_update = int(meta["update"]) if meta else 0
@@ -318,9 +368,9 @@ def bundle_document(cfg: TrainConfig, spec: AgentSpec, obs_space, act_space, ts_
         },
         "normalization": _normalization(cfg, spec, tensors),
         "graphs": {
-            "act": _graph_entry("act", act_params),
-            "advantage": _graph_entry("advantage", adv_params),
-            "train_step": _graph_entry("train_step", {}),
+            "act": _graph_entry("act", act_params, formats),
+            "advantage": _graph_entry("advantage", adv_params, formats),
+            "train_step": _graph_entry("train_step", {}, formats),
         },
         "state": {"dir": "state", "case": "initial", "names": sorted(ts_meta["state"]),
                   "train_step_updates": dict(ts_meta["state"])},
