@@ -9,12 +9,21 @@ expected, the shapes involved. Checks look only at names, shapes and dtypes (sta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 
 NestedKey = str | tuple[str, ...]
+
+
+class InputError(ValueError):
+    """An input or option the library cannot compute correctly with (the CLI exits 2 on it)."""
+
+
+class InputDtypeError(InputError, TypeError):
+    """An input of the wrong dtype (also a ``TypeError``)."""
 
 
 def flatten_key(key: NestedKey) -> str:
@@ -97,6 +106,99 @@ def normalize_dim(owner: str, name: str, dim: int, ndim: int) -> int:
     if not -ndim <= dim < ndim:
         raise ValueError(f"{owner}: {name}={dim} is out of range for a tensor with {ndim} dims (shape rank {ndim})")
     return dim % ndim
+
+
+def check_option(
+    owner: str,
+    name: str,
+    value: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` if it is finite and inside the interval, else :class:`InputError` naming the
+    option, its value and the interval (``low``/``high`` inclusive unless ``*_open``)."""
+    inside = math.isfinite(value)
+    if inside and low is not None:
+        inside = value > low if low_open else value >= low
+    if inside and high is not None:
+        inside = value < high if high_open else value <= high
+    if not inside:
+        lo = "(-inf" if low is None else ("(" if low_open else "[") + repr(low)
+        hi = "inf)" if high is None else repr(high) + (")" if high_open else "]")
+        raise InputError(f"{owner}: {name}={value!r} is out of range; expected a finite value in {lo}, {hi}")
+    return value
+
+
+def parameter_dtype(module: Any) -> torch.dtype | None:
+    """The dtype of ``module``'s first floating-point parameter (``None`` without one)."""
+    parameters = getattr(module, "parameters", None)
+    if parameters is None:
+        return None
+    for p in parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
+def check_network_dtype(owner: str, inputs: Mapping[str, Any], keys: Iterable[str], dtype: torch.dtype | None) -> None:
+    """Every floating input named in ``keys`` has the network's parameter ``dtype`` (checked
+    before the network runs; ``None``: no parameters, nothing to check)."""
+    if dtype is None:
+        return
+    for key in keys:
+        value = inputs.get(key)
+        if isinstance(value, torch.Tensor) and value.dtype != dtype and value.is_floating_point():
+            raise InputDtypeError(
+                f"{owner}: input {key!r} has dtype {value.dtype} but the network's parameters are {dtype}; "
+                f"cast the input (or the network) so they match"
+            )
+
+
+def check_action_dtype(owner: str, name: str, value: Any, kind: str | None) -> torch.Tensor:
+    """An action tensor of the dtype its distribution takes: ``kind="integer"`` (category
+    indices: an integer dtype, not bool), ``"floating"`` (a point of a continuous support), or
+    ``None`` (no rule). Else :class:`InputDtypeError` naming the key and both dtypes."""
+    value = check_tensor(owner, name, value)
+    if kind == "integer" and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        raise InputDtypeError(
+            f"{owner}: input {name!r} has dtype {value.dtype}; a discrete action is an integer tensor of "
+            f"category indices (e.g. torch.int64)"
+        )
+    if kind == "floating" and not value.is_floating_point():
+        raise InputDtypeError(
+            f"{owner}: input {name!r} has dtype {value.dtype}; a continuous action is a floating-point tensor"
+        )
+    return value
+
+
+def check_trailing_one(owner: str, name: str, value: torch.Tensor, layout: str = "[*batch, T, 1]") -> None:
+    """``value`` has a trailing feature dim of 1 (and at least one more dim), else
+    :class:`InputError` naming the key, the expected layout and the actual shape."""
+    if value.ndim < 2 or value.shape[-1] != 1:
+        raise InputError(
+            f"{owner}: input {name!r} has shape {list(value.shape)}; expected {layout} "
+            f"(a trailing feature dim of 1: add it with .unsqueeze(-1))"
+        )
+
+
+def check_not_empty(owner: str, name: str, value: torch.Tensor) -> None:
+    """No dim of ``value`` is 0 (an empty batch or horizon gives NaN means)."""
+    if any(isinstance(n, int) and n == 0 for n in value.shape):
+        raise InputError(f"{owner}: input {name!r} has shape {list(value.shape)}: an empty batch; every dim must be >= 1")
+
+
+def next_or_current(next_value: torch.Tensor, current: torch.Tensor | None) -> torch.Tensor:
+    """A next-step input with its NaN entries replaced by the current step's (TorchRL's
+    ``_sanitize_next_obs_nan``): environments often fill the observation after a terminal step
+    with NaN; its value is masked out at terminated steps, and at a truncation the current
+    observation stands in. A ``torch.where``, the same op in eager and graphs; inputs that are
+    not floating point or whose shapes differ pass through."""
+    if current is None or not next_value.is_floating_point() or current.shape != next_value.shape:
+        return next_value
+    return torch.where(torch.isnan(next_value), current, next_value)
 
 
 def constant_like(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:

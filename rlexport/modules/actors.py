@@ -15,7 +15,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlexport.inputs import NestedKey, check_keywords, check_tensor, choice, constant_like, flatten_key
+from rlexport.inputs import (
+    NestedKey,
+    check_keywords,
+    check_network_dtype,
+    check_tensor,
+    choice,
+    constant_like,
+    flatten_key,
+    parameter_dtype,
+)
 from rlexport.modules.distributions import (
     Categorical,
     Delta,
@@ -206,7 +215,9 @@ class ProbabilisticActor(nn.Module):
     def _inputs(self, inputs: Mapping[str, Any]) -> list[torch.Tensor]:
         owner = type(self).__name__
         check_keywords(owner, inputs, self.in_keys)
-        return [check_tensor(owner, k, inputs[k]) for k in self.in_keys]
+        args = [check_tensor(owner, k, inputs[k]) for k in self.in_keys]
+        check_network_dtype(owner, inputs, self.in_keys, parameter_dtype(self.module))
+        return args
 
     def dist_params(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{out_key: tensor}`` as returned by the wrapped module."""
@@ -235,6 +246,7 @@ class ProbabilisticActor(nn.Module):
         args = [inputs.get(k) for k in self.in_keys]
         if not all(type(a) is torch.Tensor for a in args):  # a missing key, a None or a subclass
             args = self._inputs({k: inputs.get(k) for k in self.in_keys})  # raises, naming the key
+        check_network_dtype(type(self).__name__, inputs, self.in_keys, parameter_dtype(self.module))
         return self.build_dist(self._params(self.module(*args)))
 
     def _action(self, dist, noise):
@@ -296,7 +308,9 @@ class ValueOperator(nn.Module):
     def forward(self, **inputs: torch.Tensor):
         owner = type(self).__name__
         check_keywords(owner, inputs, self.in_keys)
-        out = self.module(*[check_tensor(owner, k, inputs[k]) for k in self.in_keys])
+        args = [check_tensor(owner, k, inputs[k]) for k in self.in_keys]
+        check_network_dtype(owner, inputs, self.in_keys, parameter_dtype(self.module))
+        out = self.module(*args)
         if len(self.out_keys) == 1:
             return out[0] if isinstance(out, (tuple, list)) else out
         return tuple(out)[: len(self.out_keys)]

@@ -29,7 +29,7 @@ from numbers import Number
 
 import torch
 
-from rlexport.inputs import check_tensor, constant_like
+from rlexport.inputs import check_action_dtype, check_tensor, constant_like
 
 __all__ = [
     "Distribution",
@@ -159,6 +159,13 @@ class Distribution:
     has_rsample: bool = False
     batch_shape: torch.Size
     event_shape: torch.Size
+    #: What ``log_prob`` takes: ``"integer"`` (category indices), ``"floating"`` (a point of the
+    #: support), or ``None`` (no dtype rule, e.g. a one-hot vector of any dtype).
+    action_dtype: str | None = None
+
+    def _check_value(self, value: torch.Tensor) -> torch.Tensor:
+        """``log_prob``'s argument, refused by dtype when it cannot be a point of the support."""
+        return check_action_dtype(type(self).__name__ + ".log_prob", "value", value, self.action_dtype)
 
     @property
     def _log_scale(self) -> torch.Tensor:
@@ -203,6 +210,7 @@ class Categorical(Distribution):
 
     has_rsample = False
     num_params = 1
+    action_dtype = "integer"
 
     def __init__(self, logits: torch.Tensor | None = None, probs: torch.Tensor | None = None):
         if (logits is None) == (probs is None):
@@ -230,13 +238,21 @@ class Categorical(Distribution):
         return self.logits
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        value = check_tensor(type(self).__name__, "value", value)
+        """``log p(value)`` for integer category indices ``value`` (``batch_shape``, or with
+        leading sample dims). An index outside ``[0, n)`` gives NaN, in eager and in graphs alike
+        (a value-dependent check would be a data-dependent branch)."""
+        value = self._check_value(value)
         idx = (value if value.dtype == torch.int64 else value.long()).unsqueeze(-1)
+        n = self.logits.shape[-1]
+        valid = (idx >= 0) & (idx < n)
+        idx = torch.clamp(idx, 0, n - 1)
         if value.shape == self.batch_shape:
             # one value per batch entry: no broadcast needed (same numbers, fewer ops)
-            return self.logits.gather(-1, idx).squeeze(-1)
-        idx, log_pmf = torch.broadcast_tensors(idx, self.logits)
-        return log_pmf.gather(-1, idx[..., :1]).squeeze(-1)
+            log_p = self.logits.gather(-1, idx)
+        else:
+            idx, log_pmf = torch.broadcast_tensors(idx, self.logits)
+            log_p = log_pmf.gather(-1, idx[..., :1])
+        return torch.where(valid, log_p, constant_like(float("nan"), log_p)).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
         min_real = constant_like(torch.finfo(self.logits.dtype).min, self.logits)
@@ -288,6 +304,8 @@ class OneHotCategorical(Categorical):
     (inherited from ``torch.distributions.Categorical``).
     """
 
+    action_dtype = None  # a one-hot vector of any dtype
+
     def __init__(self, logits: torch.Tensor | None = None, probs: torch.Tensor | None = None):
         super().__init__(logits=logits, probs=probs)
         # event_shape stays () as in TorchRL 0.14.1 (it subclasses torch's Categorical);
@@ -336,6 +354,7 @@ class IndependentNormal(Distribution):
 
     has_rsample = True
     num_params = 2
+    action_dtype = "floating"
 
     def __init__(
         self,
@@ -365,7 +384,7 @@ class IndependentNormal(Distribution):
         self.event_shape = shape[n:]
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        value = check_tensor(type(self).__name__, "value", value)
+        value = self._check_value(value)
         return _sum_rightmost(_normal_log_prob(value, self.loc, self.scale, self._log_scale), self._event_dim)
 
     def entropy(self) -> torch.Tensor:
@@ -431,6 +450,7 @@ class TanhNormal(Distribution):
 
     has_rsample = True
     num_params = 2
+    action_dtype = "floating"
 
     def __init__(
         self,
@@ -520,7 +540,7 @@ class TanhNormal(Distribution):
         return self.high
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        value = check_tensor(type(self).__name__, "value", value)
+        value = self._check_value(value)
         return self._log_prob_pre(self._inverse(value))
 
     def _noise(self, sample_shape, noise):
@@ -587,6 +607,7 @@ class Delta(Distribution):
 
     has_rsample = False
     num_params = 1
+    action_dtype = "floating"
 
     def __init__(
         self,
@@ -608,7 +629,7 @@ class Delta(Distribution):
         self.event_shape = event_shape
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        value = check_tensor(type(self).__name__, "value", value)
+        value = self._check_value(value)
         param = self.param.expand_as(value)
         tol = constant_like(self.atol, value) + constant_like(self.rtol, value) * torch.abs(param)
         is_equal = torch.abs(value - param) < tol

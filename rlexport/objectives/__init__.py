@@ -9,6 +9,7 @@ from .common import ActorCriticLoss, LossModule
 from .ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from .reinforce import ReinforceLoss
 from .utils import clip_value_loss, distance_loss, kl_divergence, reduce, standardize
+from rlexport.value import ValueEstimators, default_value_kwargs
 
 __all__ = [
     "A2CLoss",
@@ -25,11 +26,3 @@ __all__ = [
     "reduce",
     "standardize",
 ]
-
-
-def __getattr__(name: str):
-    if name in ("ValueEstimators", "default_value_kwargs"):
-        import rlexport.value as value
-
-        return getattr(value, name)
-    raise AttributeError(name)

@@ -79,11 +79,11 @@ class A2CLoss(ActorCriticLoss):
             raise TypeError(f"{owner}: missing positional arguments actor_network or critic_network")
         super().__init__()
         self._setup_networks(owner, actor_network, critic_network, separate_losses)
-        self.samples_mc_entropy = int(samples_mc_entropy)
+        self.samples_mc_entropy = self._check_count(owner, "samples_mc_entropy", samples_mc_entropy)
         self.entropy_coeff = self._check_float(owner, "entropy_coeff", entropy_coeff)
         self.critic_coeff = self._check_float(owner, "critic_coeff", critic_coeff, allow_none=True)
         self.entropy_bonus = bool(entropy_bonus and self.entropy_coeff)
-        self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True)
+        self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True, low=0.0)
         self._common_options(owner, loss_critic_type, reduction)
         self.functional = functional
         # rlexport extension (TorchRL 0.14.1's A2CLoss has no such option and silently ignores

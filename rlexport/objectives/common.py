@@ -25,13 +25,21 @@ import torch
 from torch import nn
 
 from rlexport.inputs import (
+    InputError,
+    check_action_dtype,
     check_keywords,
+    check_network_dtype,
+    check_not_empty,
+    check_option,
     check_same_shape,
     check_tensor,
+    check_trailing_one,
     choice,
     constant_like,
     flatten_key,
     next_key,
+    next_or_current,
+    parameter_dtype,
 )
 
 from rlexport.value import ESTIMATOR_CLASSES, ValueEstimators, default_value_kwargs
@@ -113,14 +121,22 @@ class LossModule(nn.Module):
             )
 
     @staticmethod
-    def _check_float(owner: str, name: str, value: Any, *, allow_none: bool = False) -> float | None:
+    def _check_float(owner: str, name: str, value: Any, *, allow_none: bool = False, **bounds: Any) -> float | None:
+        """A finite float option inside ``bounds`` (:func:`rlexport.inputs.check_option`)."""
         if value is None and allow_none:
             return None
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()  # construction time only, never in forward
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{owner}: {name} must be a float, got {value!r}")
-        return float(value)
+        return check_option(owner, name, float(value), **bounds)
+
+    @staticmethod
+    def _check_count(owner: str, name: str, value: Any) -> int:
+        """A positive int option (a number of Monte-Carlo samples)."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{owner}: {name}={value!r} is out of range; expected an int >= 1")
+        return value
 
     def _common_options(self, owner: str, loss_critic_type: str, reduction: str | None) -> None:
         self.loss_critic_type = choice(owner, "loss_critic_type", loss_critic_type, LOSS_CRITIC_TYPES)
@@ -331,7 +347,7 @@ class LossModule(nn.Module):
         """
         if args:
             if len(args) == 1 and not kwargs and hasattr(args[0], "batch_size"):
-                from rlexport.tensordict import call_loss
+                from rlexport.tensordict import call_loss  # lazy: only TensorDict callers import tensordict
 
                 return call_loss(self, args[0])
             raise TypeError(
@@ -340,15 +356,20 @@ class LossModule(nn.Module):
             )
         plan = self._call_plan(kwargs)
         inputs = self._check_inputs(kwargs, plan)
+        self._check_layout(inputs)
         outputs = self._compute(inputs, plan.wanted)
         return tuple([outputs[k] for k in plan.out_keys])
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def _check_layout(self, inputs: Mapping[str, torch.Tensor]) -> None:
+        """Shapes and dtypes that fit together, checked before any network runs (metadata only)."""
+
     def compute_all(self, **kwargs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every available output as a dict, in TorchRL's TensorDict order (eager helper)."""
         inputs = self._check_inputs(kwargs)
+        self._check_layout(inputs)
         outputs = self._compute(inputs, frozenset(self._all_out_keys()))
         return {k: outputs[k] for k in self._all_out_keys() if k in outputs}
 
@@ -474,6 +495,68 @@ class ActorCriticLoss(LossModule):
             shared = self._shared_parameter_names(actor_network, critic_network)
         self._critic_shared_params = shared
 
+    # ---------------------------------------------------------------- input layout
+    def _check_layout(self, inputs: Mapping[str, torch.Tensor]) -> None:
+        """Refuse, naming the key and both shapes/dtypes, before any network runs:
+
+        - ``advantage``/``value_target``/``state_value`` and ``next_reward``/``next_done``/
+          ``next_terminated`` must be ``[*batch, 1]``; the first of them present fixes ``batch``;
+        - an empty batch (a dim of 0);
+        - ``sample_log_prob`` must be ``[*batch]``; the action ``[*batch]`` for an integer-action
+          distribution (Categorical), ``[*batch, *event]`` otherwise, of the dtype the
+          distribution takes (integer indices, or floating point);
+        - every actor/critic input must start with ``batch`` (and its ``next_`` twin have its
+          shape), and every floating input of rank >= 1 must have the actor's parameter dtype.
+        """
+        owner = type(self).__name__
+        trailing = [self._k("advantage"), self._k("value_target"), self._k("value"),
+                    self._nk("reward"), self._nk("done"), self._nk("terminated")]
+        ref_name = next((k for k in trailing if k in inputs), None)
+        if ref_name is None:
+            return
+        for name in trailing:
+            if name in inputs:
+                check_trailing_one(owner, name, inputs[name], "[*batch, 1]")
+        batch = tuple(inputs[ref_name].shape[:-1])
+        check_not_empty(owner, ref_name, inputs[ref_name])
+
+        def mismatch(name: str, expected: str) -> InputError:
+            return InputError(
+                f"{owner}: input {name!r} has shape {list(inputs[name].shape)} but {ref_name!r} has shape "
+                f"{list(inputs[ref_name].shape)}; expected {name!r} to be {expected} with batch {list(batch)}"
+            )
+
+        for name in trailing:
+            if name in inputs and tuple(inputs[name].shape[:-1]) != batch:
+                raise mismatch(name, "[*batch, 1]")
+        log_prob = inputs.get(self._k("sample_log_prob"))
+        if log_prob is not None and tuple(log_prob.shape) != batch:
+            raise mismatch(self._k("sample_log_prob"), "[*batch]")
+        action_name = self._k("action")
+        action = inputs.get(action_name)
+        kind = getattr(getattr(self.actor_network, "distribution_class", None), "action_dtype", None)
+        if action is not None:
+            check_action_dtype(owner, action_name, action, kind)
+            if kind == "integer" and tuple(action.shape) != batch:
+                raise mismatch(action_name, "[*batch] (category indices)")
+            if tuple(action.shape[: len(batch)]) != batch:
+                raise mismatch(action_name, "[*batch, *event]")
+        net_keys = list(self._actor_in_keys)
+        if self.critic_network is not None:
+            net_keys += [k for k in self._critic_in_keys if k not in net_keys]
+        for name in net_keys:
+            for key in (name, "next_" + name):
+                if key in inputs and tuple(inputs[key].shape[: len(batch)]) != batch:
+                    raise mismatch(key, "[*batch, ...]")
+            if "next_" + name in inputs and name in inputs and inputs["next_" + name].shape != inputs[name].shape:
+                raise InputError(
+                    f"{owner}: input {'next_' + name!r} has shape {list(inputs['next_' + name].shape)} but "
+                    f"{name!r} has shape {list(inputs[name].shape)}; they must match"
+                )
+        dtype = parameter_dtype(self.actor_network)
+        if dtype is not None:
+            check_network_dtype(owner, inputs, [k for k, v in inputs.items() if v.ndim >= 1], dtype)
+
     # ---------------------------------------------------------------- networks
     @property
     def _actor_in_keys(self) -> list[str]:
@@ -492,6 +575,8 @@ class ActorCriticLoss(LossModule):
     def _call_critic(self, inputs: Mapping[str, torch.Tensor], prefix: str = "", detach_shared: bool = False) -> torch.Tensor:
         critic = self.critic_network
         tensors = {k: inputs[prefix + k] for k in _module_in_keys(critic)}
+        if prefix:  # NaN next observations (after a terminal step) -> the current ones, as TorchRL
+            tensors = {k: next_or_current(v, inputs.get(k)) for k, v in tensors.items()}
         if detach_shared and self._critic_shared_params:
             params = {
                 name: (p.detach() if name in self._critic_shared_params else p)

@@ -92,14 +92,14 @@ class PPOLoss(ActorCriticLoss):
             raise TypeError(f"{owner}: missing positional arguments actor_network or critic_network")
         super().__init__()
         self._setup_networks(owner, actor_network, critic_network, separate_losses)
-        self.samples_mc_entropy = int(samples_mc_entropy)
+        self.samples_mc_entropy = self._check_count(owner, "samples_mc_entropy", samples_mc_entropy)
         self.entropy_bonus = bool(entropy_bonus)
         self.entropy_coeff = self._check_float(owner, "entropy_coeff", entropy_coeff)
         self.critic_coeff = self._check_float(owner, "critic_coeff", critic_coeff, allow_none=True)
         self.log_explained_variance = bool(log_explained_variance)
         self.normalize_advantage = bool(normalize_advantage)
         self.normalize_advantage_exclude_dims = tuple(normalize_advantage_exclude_dims)
-        self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True)
+        self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True, low=0.0)
         self._common_options(owner, loss_critic_type, reduction)
         self.functional = functional
         self.set_keys(advantage=advantage_key, value_target=value_target_key, value=value_key)
@@ -261,7 +261,7 @@ class ClipPPOLoss(PPOLoss):
             self.clip_epsilon = None
             self.clip_epsilon_low, self.clip_epsilon_high = low, high
         else:
-            self.clip_epsilon = self._check_float(owner, "clip_epsilon", clip_epsilon)
+            self.clip_epsilon = self._check_float(owner, "clip_epsilon", clip_epsilon, low=0.0, high=1.0, high_open=True)
             self.clip_epsilon_low = self.clip_epsilon_high = None
 
     @classmethod
@@ -352,16 +352,16 @@ class KLPENPPOLoss(PPOLoss):
                  increment: float = 2, decrement: float = 0.5, samples_mc_kl: int = 1, **kwargs):
         owner = type(self).__name__
         super().__init__(actor_network, critic_network, **kwargs)
-        self.dtarg = self._check_float(owner, "dtarg", dtarg)
+        self.dtarg = self._check_float(owner, "dtarg", dtarg, low=0.0, low_open=True)
         increment = self._check_float(owner, "increment", increment)
-        decrement = self._check_float(owner, "decrement", decrement)
+        decrement = self._check_float(owner, "decrement", decrement, low=0.0, low_open=True)
         if increment < 1.0:
             raise ValueError(f"{owner}: increment should be >= 1.0, got {increment}")
         if decrement > 1.0:
             raise ValueError(f"{owner}: decrement should be <= 1.0, got {decrement}")
         self.increment, self.decrement = increment, decrement
-        self.samples_mc_kl = int(samples_mc_kl)
-        self._beta_init = self._check_float(owner, "beta", beta)
+        self.samples_mc_kl = self._check_count(owner, "samples_mc_kl", samples_mc_kl)
+        self._beta_init = self._check_float(owner, "beta", beta, low=0.0)
         self.register_buffer("beta", torch.tensor(self._beta_init, dtype=torch.float64))
 
     @classmethod

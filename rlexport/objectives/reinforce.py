@@ -53,7 +53,7 @@ class ReinforceLoss(ActorCriticLoss):
             raise ValueError(f"{owner}: clip_value must be a float or a scalar tensor, got {clip_value!r}")
         super().__init__()
         self._setup_networks(owner, actor_network, critic_network, separate_losses)
-        self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True)
+        self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True, low=0.0)
         self._common_options(owner, loss_critic_type, reduction)
         self.functional = functional
         self.set_keys(advantage=advantage_key, value_target=value_target_key)

@@ -36,7 +36,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlexport.inputs import check_keywords, check_tensor, constant_like, flatten_key, next_key
+from rlexport.inputs import (
+    InputDtypeError,
+    check_keywords,
+    check_network_dtype,
+    check_not_empty,
+    check_option,
+    check_tensor,
+    check_trailing_one,
+    constant_like,
+    flatten_key,
+    next_key,
+    next_or_current,
+    parameter_dtype,
+)
 from rlexport.value import functional as F
 from rlexport.value.scan import DEFAULT_MAX_STEPS
 
@@ -113,13 +126,21 @@ class _AcceptedKeys:
 
 
 def _coef_attr(module: nn.Module, name: str, value) -> None:
-    """A Python float stays a float (exact in every dtype); a tensor becomes a buffer."""
+    """A Python float stays a float (exact in every dtype); a tensor becomes a buffer. Either is
+    checked against :data:`rlexport.value.functional.COEF_BOUNDS` (finite, in range) here, at
+    construction."""
+    owner = type(module).__name__
+    bounds = F.COEF_BOUNDS[name]
     if isinstance(value, torch.Tensor):
+        if not value.is_floating_point():
+            raise InputDtypeError(f"{owner}: {name} must be a floating-point tensor, got dtype {value.dtype}")
+        for entry in value.detach().reshape(-1).tolist():  # construction time, never in forward
+            check_option(owner, name, entry, **bounds)
         module.register_buffer(name, value.detach().clone())
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        setattr(module, name, float(value))
+        setattr(module, name, check_option(owner, name, float(value), **bounds))
     else:
-        raise TypeError(f"{type(module).__name__}: {name} must be a float or a tensor, got {type(value).__name__}")
+        raise TypeError(f"{owner}: {name} must be a float or a tensor, got {type(value).__name__}")
 
 
 class ValueEstimatorBase(nn.Module):
@@ -192,6 +213,9 @@ class ValueEstimatorBase(nn.Module):
     def _call_value_network(self, inputs: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
         net = self.value_network
         kwargs = {k: inputs[(prefix + k) if prefix else k] for k in self._net_keys()}
+        if prefix:
+            kwargs = {k: next_or_current(v, inputs.get(k)) for k, v in kwargs.items()}
+        check_network_dtype(type(self).__name__, inputs, [prefix + k for k in self._net_keys()], parameter_dtype(net))
         if isinstance(net, nn.Module) and torch.is_grad_enabled():
             # The estimator holds the network out of the graph (TorchRL's hold_out_net):
             # gradients may reach the inputs, never the parameters.
@@ -231,6 +255,11 @@ class ValueEstimatorBase(nn.Module):
         for name, value in inputs.items():
             if value is not None:
                 check_tensor(owner, name, value, boolean=name in flag_keys)
+        for name in (next_key(k.reward), *flag_keys, *value_keys):
+            value = inputs.get(name)
+            if value is not None:
+                check_trailing_one(owner, name, value)
+                check_not_empty(owner, name, value)
         with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
             value, next_value = self._values(inputs)
             reward = inputs[next_key(k.reward)]

@@ -13,7 +13,8 @@ Semantics of the flags (both ``torch.bool``):
 * ``done`` (terminated or truncated) **cuts the recursion**: nothing flows from step ``t+1``
   into step ``t`` when ``done[t]``;
 * ``terminated`` **masks the bootstrap**: ``next_state_value[t]`` counts only when
-  ``terminated[t]`` is false. ``terminated`` defaults to ``done``.
+  ``terminated[t]`` is false (it is selected away, so a NaN there does no harm).
+  ``terminated`` defaults to ``done``.
 
 The last step of the batch is treated as a truncation: returns bootstrap from
 ``next_state_value[..., T-1, :]``.
@@ -26,11 +27,10 @@ float32; these functions agree with a float64 step loop to ~1e-14).
 
 from __future__ import annotations
 
-import math
 
 import torch
 
-from rlexport.inputs import check_same_shape, check_tensor, constant_like, normalize_dim
+from rlexport.inputs import check_option, check_same_shape, check_tensor, constant_like, normalize_dim
 from rlexport.value.scan import DEFAULT_MAX_STEPS, reverse_linear_recurrence
 
 __all__ = [
@@ -75,21 +75,32 @@ def _time_axis(owner: str, time_dim: int, like: torch.Tensor) -> int:
     return dim
 
 
+#: The range each coefficient must lie in: finite, ``gamma``/``lmbda`` in [0, 1], the V-trace
+#: thresholds > 0. Python numbers are checked on every call, the estimator modules' values at
+#: construction; a tensor given per call is not looked at (that would be data-dependent).
+COEF_BOUNDS = {
+    "gamma": dict(low=0.0, high=1.0),
+    "lmbda": dict(low=0.0, high=1.0),
+    "rho_thresh": dict(low=0.0, low_open=True),
+    "c_thresh": dict(low=0.0, low_open=True),
+}
+
+
 def _coef(owner: str, name: str, value, like: torch.Tensor, *, per_step: bool = True) -> torch.Tensor:
     """``gamma``/``lmbda``/thresholds as a tensor of ``like``'s dtype: scalar, or per step.
 
-    A Python number must be finite; a tensor's values are not looked at (that would be a
-    data-dependent check): a non-finite tensor gives non-finite estimates, in eager and graphs.
+    A Python number must lie in :data:`COEF_BOUNDS`; a tensor's values are not looked at (that
+    would be a data-dependent check): a non-finite tensor gives non-finite estimates, in eager
+    and graphs alike.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
         raise TypeError(f"{owner}: {name} must be a float or a tensor, got {type(value).__name__}")
     # Scalars become [1, ..., 1] of ``like``'s rank, not 0-d: ONNX Runtime's CPU kernels
-    # broadcast a 0-d operand ~10x slower than a same-rank [1, 1, 1] one (measured: 380 vs 35 us
-    # for a [256, 128, 1] Mul), and torch does not care.
+    # broadcast a same-rank operand much faster than a 0-d one (benchmarks/estimators.py's
+    # notes); torch computes the same numbers either way.
     ones = (1,) * like.ndim
     if not isinstance(value, torch.Tensor):
-        if not math.isfinite(value):
-            raise ValueError(f"{owner}: {name}={value!r} must be finite")
+        check_option(owner, name, float(value), **COEF_BOUNDS[name])
         return constant_like(float(value), like).reshape(ones)
     if value.numel() == 1 and value.ndim <= like.ndim:
         value = value.reshape(ones)
@@ -124,6 +135,13 @@ def _scan(x: torch.Tensor, a: torch.Tensor, max_steps: int) -> torch.Tensor:
 
 def _as_float(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.to(like.dtype)
+
+
+def _bootstrap(next_state_value: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
+    """``V'`` where the episode goes on, 0 where it terminated: *selected* (``torch.where``), so a
+    NaN or inf ``V'`` at a terminated step drops out (multiplying by ``1 - terminated`` would
+    keep it: ``0 * NaN = NaN``)."""
+    return torch.where(terminated, constant_like(0.0, next_state_value), next_state_value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,9 +199,8 @@ def generalized_advantage_estimate(
     state_value, next_state_value, reward, done, terminated, gamma, lmbda = _to_time_last_but_one(
         dim, state_value, next_state_value, reward, done, terminated, gamma, lmbda
     )
-    not_term = _as_float(~terminated, reward)
     not_done = _as_float(~done, reward)
-    delta = reward + gamma * not_term * next_state_value - state_value
+    delta = reward + gamma * _bootstrap(next_state_value, terminated) - state_value
     advantage = _scan(delta, gamma * lmbda * not_done, max_steps)
     value_target = advantage + state_value
     return _back(dim, advantage), _back(dim, value_target)
@@ -213,7 +230,7 @@ def td0_return_estimate(
         raise TypeError(f"{owner}: missing input 'terminated' (or its deprecated alias 'done')")
     _check_inputs(owner, {"next_state_value": next_state_value, "reward": reward}, {"terminated": terminated})
     gamma = _coef(owner, "gamma", gamma, reward)
-    return reward + gamma * _as_float(~terminated, reward) * next_state_value
+    return reward + gamma * _bootstrap(next_state_value, terminated)
 
 
 def td0_advantage_estimate(
@@ -264,7 +281,7 @@ def _td_lambda_return(owner, gamma, lmbda, next_state_value, reward, done, termi
     )
     # G_t = r_t + g_t * [(1 - l_t) * nv_t + l_t * (cut_t ? nv_t : G_{t+1})],
     # nv = V' masked by terminated, cut = done or last step of the batch.
-    nv = _as_float(~terminated, reward) * next_state_value
+    nv = _bootstrap(next_state_value, terminated)
     cut = _as_float(_last_step_cut(done), reward)
     one = constant_like(1.0, reward).reshape((1,) * reward.ndim)
     if rolling_gamma:
@@ -420,14 +437,13 @@ def vtrace_advantage_estimate(
     rho = (log_pi - log_mu).exp()
     rho_bar = torch.minimum(rho, rho_thresh)
     c_bar = torch.minimum(rho, c_thresh)
-    g_term = gamma * _as_float(~terminated, reward)
-    deltas = rho_bar * (reward + g_term * next_state_value - state_value)
+    deltas = rho_bar * (reward + gamma * _bootstrap(next_state_value, terminated) - state_value)
     vs_minus_v = _scan(deltas, gamma * _as_float(~done, reward) * c_bar, max_steps)
     vs = vs_minus_v + state_value
     # vs_{t+1} inside a trajectory; V'_t at a done step and at the last step of the batch.
     vs_next = torch.nn.functional.pad(vs, (0, 0, 0, 1))[..., 1:, :]  # pad-then-slice exports; last step replaced below
     vs_next = torch.where(_last_step_cut(done), next_state_value, vs_next)
-    advantage = rho_bar * (reward + g_term * vs_next - state_value)
+    advantage = rho_bar * (reward + gamma * _bootstrap(vs_next, terminated) - state_value)
     return _back(dim, advantage), _back(dim, vs)
 
 

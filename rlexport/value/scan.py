@@ -17,28 +17,23 @@ a traced graph, ``torch.cond``), so it exports with a dynamic time axis, costs
 
 Exactness
 ---------
-The scan sums the same products as the step loop, only in another order. In float64 it agrees
-with a Python loop to ~1e-14 relative (measured in ``tests/value``), in float32 to ~1e-6.
+The scan sums the same products as the step loop, in another order: it agrees with a Python
+loop to rounding (tested in ``tests/value`` against a float64 loop).
 
-Eager vs traced
----------------
-* Eager (``T`` a Python int): exactly ``ceil(log2 T)`` steps, no bound on ``T``.
-* Traced (``T`` a ``torch.SymInt``: ``torch.export``, ``torch.onnx.export(dynamo=True)``,
-  ``torch.compile`` with a dynamic time axis): the graph holds ``max_steps`` steps (default
-  :data:`DEFAULT_MAX_STEPS` = 20, i.e. horizons up to ``2^20 = 1 048 576``). The first 7 run
-  always (they cover ``T <= 128``); the rest come in blocks of 2, each under one ``torch.cond``
-  on ``T > 2^k`` (ONNX ``If``), so a runtime does at most one step more than
-  ``ceil(log2 T)`` (and at least 7). One ONNX file serves ``T = 1`` and ``T = 100 000``. For
-  ``T > 2^max_steps`` the graph returns NaN everywhere (never silently wrong numbers); pass a
-  larger ``max_steps`` to export for longer horizons.
-
-Why this shape (measured on a 2-core CPU, torch 2.13, ORT 1.31, float32, one thread; ms for the
-bare scan, eager → ORT): a fixed ``K = 17`` steps with no branch: 0.26 → 0.62 at [256,128]
-(2.4x, the wasted steps cost full passes); one ``If`` per step: 0.26 → 0.39 (1.5x) and
-1.5 → 5.9 at [1,100000] (3.9x, every ``If`` costs); nested ``If`` per step (skip all the rest
-at once): fast in ORT but ``torch.onnx.export`` took 250 s at 17 steps; 7 unconditional steps +
-2-step blocks: 0.24 → 0.35, 0.38 → 0.43, 1.49 → 2.2 (export ~25 s at 20 steps). Shifts inside
-a block are capped at ``T`` (``sym_min``) so a block is correct (merely wasted) for any ``T``.
+Static and symbolic horizons
+----------------------------
+* ``T`` a Python int (eager, or a graph exported with a static time axis): exactly
+  ``ceil(log2 T)`` steps, no bound on ``T``.
+* ``T`` a ``torch.SymInt`` (a dynamic time axis under ``torch.export``,
+  ``torch.onnx.export(dynamo=True)``, ``torch.compile``): the graph holds ``max_steps`` steps
+  (default :data:`DEFAULT_MAX_STEPS` = 20, horizons up to ``2^20``). The first
+  ``_UNCONDITIONAL_STEPS`` (7) run always; the rest come in blocks of ``_BLOCK_STEPS`` (2), each
+  under one ``torch.cond`` on ``T > 2^k`` (ONNX ``If``), so a runtime does at most one step more
+  than ``ceil(log2 T)``. A step with ``2^k >= T`` adds exact zeros, so both forms give the same
+  numbers. For ``T > 2^max_steps`` the graph returns NaN everywhere (never a truncated sum); pass
+  a larger ``max_steps`` to export for longer horizons. Shifts inside a block are capped at ``T``
+  (``sym_min``), so a block is correct (merely wasted) for any ``T``. The block layout was chosen
+  by measurement (the figures are in ``benchmarks/estimators.py``'s notes).
 """
 
 from __future__ import annotations
@@ -47,6 +42,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from rlexport.inputs import check_same_shape, check_tensor, normalize_dim
 
 __all__ = ["reverse_linear_recurrence", "DEFAULT_MAX_STEPS", "max_horizon"]
 
@@ -87,8 +84,7 @@ def _steps_eager(y: torch.Tensor, A: torch.Tensor, T: int) -> torch.Tensor:
 
 
 #: Traced graphs run the first ``_UNCONDITIONAL_STEPS`` steps always (horizons up to 128 need
-#: no branch), then blocks of ``_BLOCK_STEPS`` steps, each under one ``torch.cond`` (ONNX
-#: ``If``). Chosen by measurement (see ``benchmarks/estimators.py`` and the module docstring).
+#: no branch), then blocks of ``_BLOCK_STEPS`` steps, each under one ``torch.cond`` (ONNX ``If``).
 _UNCONDITIONAL_STEPS = 7
 _BLOCK_STEPS = 2
 
@@ -143,8 +139,8 @@ def reverse_linear_recurrence(
     Keyword Args:
         time_dim (int): the time axis. Defaults to ``-2`` (``[*batch, T, F]``).
         max_steps (int): doubling steps kept in a traced graph (``torch.export``, ONNX): horizons
-            up to ``2**max_steps`` are exact, longer ones give NaN. Eager calls ignore it and run
-            exactly ``ceil(log2 T)`` steps. Defaults to :data:`DEFAULT_MAX_STEPS` (20).
+            up to ``2**max_steps`` are exact, longer ones give NaN. With a static ``T`` (eager)
+            it is ignored: exactly ``ceil(log2 T)`` steps. Defaults to :data:`DEFAULT_MAX_STEPS` (20).
 
     Returns:
         Tensor ``y`` of ``x``'s shape and dtype.
@@ -155,8 +151,6 @@ def reverse_linear_recurrence(
         >>> reverse_linear_recurrence(x, a).squeeze(-1)
         tensor([1.8750, 1.7500, 1.5000, 1.0000])
     """
-    from rlexport.inputs import check_same_shape, check_tensor, normalize_dim
-
     check_tensor(_OWNER, "x", x, floating=True)
     check_tensor(_OWNER, "a", a, floating=True)
     check_same_shape(_OWNER, {"x": x, "a": a})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from modules_check import check
+from helpers import assert_close, check
 from tensordict import TensorDict
 from tensordict.nn import InteractionType, TensorDictModule, set_interaction_type
 from tensordict.nn import NormalParamExtractor as TDNormalParamExtractor
@@ -88,10 +88,7 @@ def test_actor_deterministic_matches_torchrl(case, dtype):
     # TorchRL builds Python-number bounds as float32 tensors, so its float64 TanhNormal adds
     # log((high-low)/2) rounded to float32 (~1e-8 per action dim): loose float64 tolerance here,
     # exact parity with float64 tensor bounds in test_tanh_normal_float64_bounds_exact.
-    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
-    if case == "tanh" and dtype == torch.float64:
-        tol = {"rtol": 1e-6, "atol": 1e-6}
-    check(ours_fn, rl_fn, {"observation": obs}, **tol)
+    check(ours_fn, rl_fn, {"observation": obs}, kind="torchrl-float32-constants" if case == "tanh" else None)
 
 
 @pytest.mark.parametrize("case", ["normal", "tanh"])
@@ -106,7 +103,7 @@ def test_actor_random_sample_with_noise_matches_torchrl(case):
     eps = torch.distributions.utils._standard_normal((6, 3), dtype=dtype, device=obs.device)
     action, log_prob = ours(observation=obs, noise=eps)
     torch.testing.assert_close(action, td["action"])
-    torch.testing.assert_close(log_prob, td["action_log_prob"], rtol=1e-7, atol=1e-7)
+    assert_close(log_prob, td["action_log_prob"], "torchrl-float32-constants" if case == "tanh" else None)
     # the same without noise, via the "random" interaction type and the global RNG
     rand = ProbabilisticActor(net, ["observation"], ["loc", "scale"], CASES[case][0], CASES[case][3],
                               default_interaction_type="random")
@@ -167,7 +164,6 @@ def test_normal_param_extractor_matches_tensordict(mapping, dtype):
         lambda x: NormalParamExtractor(mapping)(x),
         lambda x: TDNormalParamExtractor(mapping)(x),
         {"x": x},
-        **({"grad_rtol": 1e-9, "grad_atol": 1e-9} if dtype == torch.float64 else {}),
     )
     extra = torch.randn(2)
     out = NormalParamExtractor(mapping, scale_lb=0.5)(x, extra)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 import warnings
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from helpers import assert_close
 from torch import nn
 from torch.export import Dim
 
@@ -100,12 +100,11 @@ def _run_ort(model_bytes, args):
 
 
 def _compare(got, want, dtype, names):
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
     assert len(got) == len(want) == len(names)
     for name, g, w in zip(names, got, want):
         w = w.detach().numpy()
         assert g.shape == w.shape and g.dtype == w.dtype, (name, g.shape, w.shape, g.dtype, w.dtype)
-        np.testing.assert_allclose(g, w, **tol, err_msg=name)
+        assert_close(torch.from_numpy(g), torch.from_numpy(w), "onnx", name)
 
 
 class Policy(nn.Module):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rlexport.objectives as ro
-from objectives_check import Nets, make_data, quiet, to_td
+from helpers import Nets, make_data, quiet, to_td
 
 quiet()
 
@@ -198,10 +198,6 @@ def test_hyper_parameters_as_inputs(nets, data):
 
 
 def test_make_value_estimator_validation(nets):
-    import rlexport.value as v
-
-    if not hasattr(v, "ValueEstimators"):
-        pytest.skip("rlexport.value estimators not available yet")
     loss = ro.A2CLoss(nets.actor, nets.critic)
     with pytest.raises(ValueError, match="value_type"):
         loss.make_value_estimator("montecarlo")
@@ -263,10 +259,6 @@ def test_shape_mismatch_names_both_shapes(nets, data, key, shape, match):
 
 
 def test_in_graph_signal_checks(nets, data):
-    import rlexport.value as v
-
-    if not hasattr(v, "GAE"):
-        pytest.skip("rlexport.value estimators not available yet")
     loss = ro.ClipPPOLoss(nets.actor, nets.critic)
     inputs = kw(loss, data, drop=("advantage", "value_target", "state_value"))
     bad = dict(inputs, next_done=inputs["next_done"].float())

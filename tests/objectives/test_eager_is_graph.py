@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import rlexport.objectives as ro
-from objectives_check import KINDS, Nets, make_data, quiet
+from helpers import KINDS, Nets, make_data, quiet
 
 quiet()
 

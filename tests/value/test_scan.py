@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import value_reference as ref
+import helpers as ref
+from helpers import assert_close
 from rlexport.value.scan import DEFAULT_MAX_STEPS, max_horizon, reverse_linear_recurrence
 
 
@@ -15,7 +16,7 @@ def test_matches_loop_float64(T):
     x = torch.randn(3, T, 2, generator=gen, dtype=torch.float64)
     a = torch.rand(3, T, 2, generator=gen, dtype=torch.float64)
     a[a < 0.1] = 0.0  # cuts
-    torch.testing.assert_close(reverse_linear_recurrence(x, a), ref.recurrence(x, a), rtol=1e-13, atol=1e-13)
+    assert_close(reverse_linear_recurrence(x, a), ref.recurrence(x, a), "loop")
 
 
 def test_time_dim_and_float32():
@@ -24,7 +25,7 @@ def test_time_dim_and_float32():
     y = reverse_linear_recurrence(x, a, time_dim=-1)
     expect = ref.recurrence(x.double().transpose(-1, -2), a.double().transpose(-1, -2)).transpose(-1, -2)
     assert y.dtype == torch.float32
-    torch.testing.assert_close(y.double(), expect, rtol=1e-5, atol=1e-5)
+    assert_close(y.double(), expect, "float32-vs-float64")
 
 
 def test_bounds_documented():
@@ -63,6 +64,6 @@ def test_traced_one_graph_all_horizons_nan_beyond_bound():
     for b, t in [(1, 1), (3, 2), (2, 129), (1, 300), (2, 512)]:
         x = torch.randn(b, t, 1, dtype=torch.float64)
         a = torch.rand(b, t, 1, dtype=torch.float64)
-        torch.testing.assert_close(run(x, a), ref.recurrence(x, a), rtol=1e-13, atol=1e-13)
+        assert_close(run(x, a), ref.recurrence(x, a), "loop")
     beyond = run(torch.randn(1, 513, 1, dtype=torch.float64), torch.rand(1, 513, 1, dtype=torch.float64))
     assert torch.isnan(beyond).all()
