@@ -85,7 +85,7 @@ class _Progress:
         )
 
 
-def _run(cfg=None, resume=None, total_steps=None, export=None, quiet=False):
+def _run(cfg=None, resume=None, total_steps=None, quiet=False):
     # heavy (torch, gymnasium): imported when the command runs, so that `rlexport --help` stays fast
     from rlexport.train import TrainError, TrainInterrupted, train
     from rlexport.train.loop import _read_resume
@@ -107,8 +107,7 @@ def _run(cfg=None, resume=None, total_steps=None, export=None, quiet=False):
                 console.print(escape(title), highlight=False, soft_wrap=True)
 
         with _Progress(total, start, label, enabled=not quiet) as bar:
-            result = train(cfg, resume=resume, total_steps=total_steps, export=export, on_update=bar,
-                           on_start=print_title)
+            result = train(cfg, resume=resume, total_steps=total_steps, on_update=bar, on_start=print_title)
     except TrainInterrupted as err:  # the resume command on one line, never wrapped
         console_err.print(f"[yellow]{escape(str(err))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
@@ -165,7 +164,7 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(None, "--threads", help="The torch intra-op threads (default 1)."),
         out: Path = typer.Option(None, "--out", help="The run folder (default runs/<env>-<algo>-<seed>-<timestamp>)."),
         resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
-        export: bool = typer.Option(None, "--export/--no-export", help="Export and validate the policy, loss and train-step artifacts at the end (default on; may be given with --resume)."),
+        export: bool = typer.Option(None, "--export/--no-export", help="Export and validate the policy, loss and train-step artifacts at the end (default on)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no progress bar."),
     ) -> None:
         """Train PPO or A2C on a Gymnasium env; no options: a 50k-step CartPole PPO demo."""
@@ -177,27 +176,26 @@ def register(app: typer.Typer) -> None:
             max_grad_norm=max_grad_norm, normalize_obs=normalize_obs, normalize_reward=normalize_reward,
             box_distribution=box_distribution, hidden=_hidden(hidden), checkpoint_every=checkpoint_every,
             threads=threads, out=str(out) if out is not None else None, vector_env=vector_env,
+            export_artifacts=export,
         )
         if resume is not None:
             others = [_FLAGS.get(k, "--" + k.replace("_", "-")) for k, v in options.items() if v is not None and k != "total_steps"]
             if others:
                 raise UsageError(
-                    "--resume continues a run with its saved config; only --total-steps and --export/--no-export "
-                    f"may be given (got {', '.join(others)})"
+                    f"--resume continues a run with its saved config; only --total-steps may be given (got {', '.join(others)})"
                 )
-            _run(resume=resume, total_steps=total_steps, export=export, quiet=quiet)
+            _run(resume=resume, total_steps=total_steps, quiet=quiet)
             return
         # heavy (torch): imported when the command runs
         from rlexport.train.config import make_config
         from rlexport.train.demo import demo_config
 
         try:
-            if all(v is None for v in options.values()) and export is None:
+            if all(v is None for v in options.values()):
                 cfg = demo_config()
                 console.print(f"[bold]demo[/]: {cfg.env_id} {cfg.algo} ({cfg.engine}) for {cfg.total_steps} steps -> {cfg.out}")
             else:
-                cfg = make_config(options.pop("algo") or "ppo", options.pop("env_id") or "CartPole-v1",
-                                  export_artifacts=export, **options)
+                cfg = make_config(options.pop("algo") or "ppo", options.pop("env_id") or "CartPole-v1", **options)
         except ValueError as err:
             raise UsageError(str(err)) from None
         if box_distribution is not None:

@@ -68,7 +68,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(run_cli, tmp_path, sho
     (b / CKPT).write_bytes(latest[: len(latest) // 2])  # truncated
     (b / "checkpoints" / "latest.safetensors.tmp999999").write_bytes(b"half")  # left by a kill
     (b / "summary.json.tmp").write_text("{")
-    code, out = run_cli(*["train", "--resume", str(b), "--no-export", "-q"])
+    code, out = run_cli(*["train", "--resume", str(b), "-q"])  # the config says --no-export
     assert code == 0, out
     notice = [ln for ln in out.splitlines() if "previous checkpoint" in ln]
     assert len(notice) == 1 and "corrupt" in notice[0] and "step 512" in notice[0], out
