@@ -108,6 +108,25 @@ def normalize_dim(owner: str, name: str, dim: int, ndim: int) -> int:
     return dim % ndim
 
 
+#: TorchRL's two names of the behaviour policy's log-prob: rlexport's (and the older TorchRL
+#: default) ``sample_log_prob``, and TorchRL 0.14.1's (and rlexport's actors') ``action_log_prob``.
+LOG_PROB_KEYS = ("sample_log_prob", "action_log_prob")
+
+
+def resolve_alias(owner: str, kwargs: dict[str, Any], name: str, alias: str) -> dict[str, Any]:
+    """``kwargs`` with ``alias`` renamed to ``name`` (a copy; ``kwargs`` itself when ``alias`` is
+    not given). Giving both is an :class:`InputError` naming them."""
+    if kwargs.get(alias) is None:
+        return kwargs
+    if kwargs.get(name) is not None:
+        raise InputError(
+            f"{owner}: got both {name!r} and {alias!r}, two names of the same input; give exactly one"
+        )
+    out = {k: v for k, v in kwargs.items() if k != alias}
+    out[name] = kwargs[alias]
+    return out
+
+
 def check_option(
     owner: str,
     name: str,

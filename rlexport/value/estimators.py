@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from rlexport.inputs import (
+    LOG_PROB_KEYS,
     InputDtypeError,
     check_keywords,
     check_network_dtype,
@@ -49,6 +50,7 @@ from rlexport.inputs import (
     next_key,
     next_or_current,
     parameter_dtype,
+    resolve_alias,
 )
 from rlexport.value import functional as F
 from rlexport.value.scan import DEFAULT_MAX_STEPS
@@ -237,6 +239,8 @@ class ValueEstimatorBase(nn.Module):
     def forward(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         owner = type(self).__name__
         k = self._tensor_keys
+        if k.sample_log_prob == LOG_PROB_KEYS[0] and LOG_PROB_KEYS[1] in inputs:
+            inputs = resolve_alias(owner, inputs, *LOG_PROB_KEYS)  # TorchRL 0.14.1's name
         value_keys = [k.value, next_key(k.value)]
         required = [next_key(k.reward), next_key(k.done)] + list(self._required_extra())
         optional = [next_key(k.terminated)] + value_keys + self._net_keys() + [next_key(x) for x in self._net_keys()]
