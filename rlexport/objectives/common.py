@@ -27,6 +27,7 @@ from torch import nn
 from rlexport.inputs import (
     LOG_PROB_KEYS,
     InputError,
+    KeywordForward,
     check_action_dtype,
     check_keywords,
     check_network_dtype,
@@ -356,7 +357,15 @@ class LossModule(nn.Module):
         factor = const(value, tensor)
         return tensor * (-factor if negate else factor)
 
-    def forward(self, *args: Any, **kwargs: torch.Tensor):
+    forward = KeywordForward()
+
+    def _forward_names(self) -> list[str]:
+        return [*self.accepted_keys, *self.input_aliases]
+
+    def _forward_token(self) -> tuple:
+        return (tuple(vars(self._tensor_keys).values()), self._config_token(), getattr(self, "value_type", None))
+
+    def _keyword_call(self, *args: Any, **kwargs: torch.Tensor):
         """``loss(**tensors) -> tuple`` in ``out_keys`` order.
 
         A TensorDict given positionally is handled by :mod:`rlexport.tensordict` and gives a
