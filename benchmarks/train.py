@@ -1,5 +1,6 @@
 """Long training runs and throughput of ``rlexport train`` vs a CleanRL ``ppo.py`` re-implementation.
 
+    python benchmarks/train.py table [--steps 500000]          # issue 15's table: env-only ceilings, CleanRL, both engines
     python benchmarks/train.py throughput [--steps 51200]      # steps/s: CleanRL loop, torch, onnx
     python benchmarks/train.py returns --env CartPole-v1 --engine torch --seed 1 [--steps 500000]
     python benchmarks/train.py cleanrl --seed 1 --steps 500000 # the baseline's own learning run
@@ -203,6 +204,51 @@ def run_rlexport(env_id, engine, seed, steps, algo="ppo", export=False, out=None
     return out_d
 
 
+def env_only(vector_env: str, steps: int = 500_000, num_envs: int = 4, seed: int = 1) -> dict:
+    """The ceiling: CartPole-v1 stepped with uniformly random actions and nothing else, through the
+    vector env ``rlexport train`` uses (``sync``: ``SyncVectorEnv``; ``native``: the same-step
+    ``CartPoleVectorEnv``)."""
+    from rlexport.train.envs import make_vec_env
+
+    vec = make_vec_env("CartPole-v1", num_envs, vector_env)
+    vec.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(0, 2, (steps // num_envs, num_envs))
+    t0 = time.perf_counter()
+    for a in actions:
+        vec.step(a)
+    elapsed = time.perf_counter() - t0
+    vec.close()
+    n = len(actions) * num_envs
+    return {"global_step": n, "wall_s": elapsed, "steps_per_s": n / elapsed, "mean_return_last_20": None}
+
+
+def table(steps: int, seed: int, results: str) -> list[dict]:
+    """Issue 15's table, every row measured in this one invocation, one after the other."""
+    runs = [
+        ("env only, SyncVectorEnv (4)", lambda: env_only("sync", steps, seed=seed)),
+        ("env only, native CartPole (4)", lambda: env_only("native", steps, seed=seed)),
+        ("CleanRL ppo.py (re-impl.)", lambda: cleanrl_ppo(total_timesteps=steps, seed=seed)),
+    ]
+    for engine in ("torch", "onnx"):
+        def one(engine=engine):
+            r = run_rlexport("CartPole-v1", engine, seed, steps, export=True)
+            return dict(r, global_step=r["steps"])
+        runs.append((f"rlexport train --engine {engine}", one))
+    rows = []
+    for kind, fn in runs:  # each row emitted as soon as it is measured
+        rows.append(dict(kind=kind, **fn()))
+        _emit({"bench": "table", "seed": seed, **{k: v for k, v in rows[-1].items() if k != "run_dir"}}, results)
+    print(f"\nCartPole-v1 PPO, {steps} steps, seed {seed}, 1 torch thread, 1 ORT thread")
+    print(f"| {'run':<32} | {'wall s':>7} | {'steps/s while training':>22} | {'final return':>12} |")
+    print(f"|{'-' * 34}|{'-' * 8}:|{'-' * 23}:|{'-' * 13}:|")
+    for r in rows:
+        ret = r["mean_return_last_20"]
+        print(f"| {r['kind']:<32} | {r['wall_s']:>7.1f} | {r['steps_per_s']:>22.0f} | "
+              f"{'-' if ret is None else f'{ret:.0f}':>12} |")
+    return rows
+
+
 def _emit(row, path):
     print(json.dumps(row), flush=True)
     with open(path, "a") as f:
@@ -211,7 +257,7 @@ def _emit(row, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["throughput", "returns", "cleanrl", "all"])
+    p.add_argument("what", choices=["table", "throughput", "returns", "cleanrl", "all"])
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--engine", default="torch", choices=["torch", "onnx"])
     p.add_argument("--algo", default="ppo", choices=["ppo", "a2c"])
@@ -223,7 +269,9 @@ def main(argv=None):
     p.add_argument("--results", default="/tmp/rlexport-train-bench.jsonl")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    if a.what == "throughput":
+    if a.what == "table":
+        table(a.steps or 500_000, a.seed, a.results)
+    elif a.what == "throughput":
         steps = a.steps or 51_200
         rows = [dict(kind="cleanrl-ppo.py", **cleanrl_ppo(total_timesteps=steps, seed=a.seed))]
         for engine in ("torch", "onnx"):

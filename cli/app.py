@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "rlexport.cli.inspect",
     "rlexport.cli.train",
     "rlexport.cli.evaluate",
+    "rlexport.cli.bundle",
 ]
 
 

@@ -85,7 +85,7 @@ class _Progress:
         )
 
 
-def _run(cfg=None, resume=None, total_steps=None, quiet=False):
+def _run(cfg=None, resume=None, total_steps=None, export=None, quiet=False):
     # heavy (torch, gymnasium): imported when the command runs, so that `rlexport --help` stays fast
     from rlexport.train import TrainError, TrainInterrupted, train
     from rlexport.train.loop import _read_resume
@@ -93,18 +93,24 @@ def _run(cfg=None, resume=None, total_steps=None, quiet=False):
     try:
         if resume is not None:
             c, _, meta = _read_resume(Path(resume))
+            if meta.get("fallback"):
+                console_err.print(f"[yellow]warning:[/] {escape(meta['fallback'])}", highlight=False, soft_wrap=True)
             total = int(total_steps or c.total_steps)
             start, label = int(meta["global_step"]), f"{c.algo}/{c.engine}"
             title = f"resuming {c.env_id} {c.algo} ({c.engine} engine) at step {start} of {total} in {resume}"
         else:
             total, start, label = cfg.total_steps, 0, f"{cfg.algo}/{cfg.engine}"
             title = f"training {cfg.env_id} {cfg.algo} ({cfg.engine} engine) for {total} steps"
-        if not quiet:
-            console.print(escape(title))
+
+        def print_title(*_):  # once the run folder is locked and read: a refusal prints alone
+            if not quiet:
+                console.print(escape(title), highlight=False, soft_wrap=True)
+
         with _Progress(total, start, label, enabled=not quiet) as bar:
-            result = train(cfg, resume=resume, total_steps=total_steps, on_update=bar)
-    except TrainInterrupted as err:
-        console_err.print(f"[yellow]{err}[/]")
+            result = train(cfg, resume=resume, total_steps=total_steps, export=export, on_update=bar,
+                           on_start=print_title)
+    except TrainInterrupted as err:  # the resume command on one line, never wrapped
+        console_err.print(f"[yellow]{escape(str(err))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except TrainError as err:
         raise UsageError(str(err)) from None
@@ -135,7 +141,8 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option(None, "--engine", help="Where updates run: torch (eager loss and torch.optim, the default) or onnx (acting, GAE and the whole update in ONNX Runtime)."),
         total_steps: int = typer.Option(None, "--total-steps", help="The environment steps to train for: 500000 by default once any option is given (with no options at all, the 50000-step demo runs); with --resume, the new total."),
         seed: int = typer.Option(None, "--seed", help="The seed of the networks, the environments and the sampling (default 1)."),
-        num_envs: int = typer.Option(None, "--num-envs", help="The number of parallel environments (SyncVectorEnv; PPO 4, A2C 8 by default)."),
+        num_envs: int = typer.Option(None, "--num-envs", help="The number of parallel environments (PPO 4, A2C 8 by default)."),
+        vector_env: str = typer.Option(None, "--vector-env", help="How the environments are stepped: auto (the default: Gymnasium's native numpy vector env where rlexport supports one, i.e. CartPole, else SyncVectorEnv), sync or native."),
         num_steps: int = typer.Option(None, "--num-steps", help="The steps per environment in one rollout (PPO 128, A2C 5 by default)."),
         update_epochs: int = typer.Option(None, "--update-epochs", help="The PPO epochs over each rollout (default 4)."),
         num_minibatches: int = typer.Option(None, "--num-minibatches", help="The minibatches per epoch (default 4)."),
@@ -154,11 +161,11 @@ def register(app: typer.Typer) -> None:
         normalize_reward: bool = typer.Option(None, "--normalize-reward/--no-normalize-reward", help="Scale rewards by the standard deviation of the discounted return (default off)."),
         box_distribution: str = typer.Option(None, "--box-distribution", help="The policy of a Box action space: normal (clipped to the bounds, the default) or tanh_normal; refused for Discrete actions."),
         hidden: str = typer.Option(None, "--hidden", help="The hidden layer sizes, comma-separated (default 64,64)."),
-        checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="The updates between checkpoints (default 0: at least every 512 environment steps)."),
+        checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="The updates between checkpoints (default 0: every 30 s of training); there is always one after the last update and on Ctrl-C/SIGTERM."),
         threads: int = typer.Option(None, "--threads", help="The torch intra-op threads (default 1)."),
         out: Path = typer.Option(None, "--out", help="The run folder (default runs/<env>-<algo>-<seed>-<timestamp>)."),
         resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
-        export: bool = typer.Option(None, "--export/--no-export", help="Export and validate the policy, loss and train-step artifacts at the end (default on)."),
+        export: bool = typer.Option(None, "--export/--no-export", help="Export and validate the policy, loss and train-step artifacts at the end (default on; may be given with --resume)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no progress bar."),
     ) -> None:
         """Train PPO or A2C on a Gymnasium env; no options: a 50k-step CartPole PPO demo."""
@@ -169,27 +176,28 @@ def register(app: typer.Typer) -> None:
             clip_coef=clip_coef, clip_vloss=clip_vloss, norm_adv=norm_adv, ent_coef=ent_coef, vf_coef=vf_coef,
             max_grad_norm=max_grad_norm, normalize_obs=normalize_obs, normalize_reward=normalize_reward,
             box_distribution=box_distribution, hidden=_hidden(hidden), checkpoint_every=checkpoint_every,
-            threads=threads, out=str(out) if out is not None else None,
-            export_artifacts=export,
+            threads=threads, out=str(out) if out is not None else None, vector_env=vector_env,
         )
         if resume is not None:
             others = [_FLAGS.get(k, "--" + k.replace("_", "-")) for k, v in options.items() if v is not None and k != "total_steps"]
             if others:
                 raise UsageError(
-                    f"--resume continues a run with its saved config; only --total-steps may be given (got {', '.join(others)})"
+                    "--resume continues a run with its saved config; only --total-steps and --export/--no-export "
+                    f"may be given (got {', '.join(others)})"
                 )
-            _run(resume=resume, total_steps=total_steps, quiet=quiet)
+            _run(resume=resume, total_steps=total_steps, export=export, quiet=quiet)
             return
         # heavy (torch): imported when the command runs
         from rlexport.train.config import make_config
         from rlexport.train.demo import demo_config
 
         try:
-            if all(v is None for v in options.values()):
+            if all(v is None for v in options.values()) and export is None:
                 cfg = demo_config()
                 console.print(f"[bold]demo[/]: {cfg.env_id} {cfg.algo} ({cfg.engine}) for {cfg.total_steps} steps -> {cfg.out}")
             else:
-                cfg = make_config(options.pop("algo") or "ppo", options.pop("env_id") or "CartPole-v1", **options)
+                cfg = make_config(options.pop("algo") or "ppo", options.pop("env_id") or "CartPole-v1",
+                                  export_artifacts=export, **options)
         except ValueError as err:
             raise UsageError(str(err)) from None
         if box_distribution is not None:

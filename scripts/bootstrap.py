@@ -158,8 +158,14 @@ def plan_setup(venv: Path, base_python: str, probes: Probes) -> list[Step]:
 # -------------------------------------------------------------------------------------- run
 def _pip_line(line: str) -> str | None:
     """The lines of pip's output worth a newcomer's screen: one per package, plus problems."""
-    if line.startswith(("Collecting ", "ERROR", "WARNING", "Obtaining ")):
+    if "is ignored: it is neither a file nor a directory" in line:
+        return None  # a configured extra index that lacks this package: pip looks elsewhere
+    if line.startswith(("ERROR", "WARNING")):
         return line
+    if line.startswith("Collecting "):
+        return line.split(" (from ", 1)[0]
+    if line.startswith("Processing ") and line.split(" (from ", 1)[0].endswith(".whl"):
+        return "Processing " + line.split(" (from ", 1)[0].rsplit("/", 1)[-1]  # a local wheel
     if line.startswith("Downloading ") and re.search(r"\((\d+(\.\d+)?) [MG]B\)", line):
         return "  " + line  # only the large downloads: they are where the time goes
     if line.startswith("Installing collected packages: "):

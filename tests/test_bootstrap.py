@@ -128,13 +128,17 @@ def test_dry_run_reads_the_probe_overrides(tmp_path):
 
 def test_pip_output_is_cut_to_a_line_per_package():
     lines = [
-        "Collecting numpy>=1.26", "  Using cached numpy-2.3.1.whl (16.6 MB)",
+        "Collecting numpy>=1.26 (from rlexport==0.1.0)", "  Using cached numpy-2.3.1.whl (16.6 MB)",
+        "WARNING: Location 'file:///opt/pypi/simple/numpy/' is ignored: it is neither a file nor a directory.",
+        "Processing /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl (from x)",
         "Requirement already satisfied: filelock in ./venv/lib", "Downloading onnx-1.18.whl (17.2 MB)",
         "Downloading six-1.17.0.whl (11 kB)", "Installing collected packages: six, onnx, numpy",
         "Successfully installed numpy-2.3.1 onnx-1.18 six-1.17.0", "ERROR: No matching distribution",
     ]
     shown = [s for s in map(bootstrap._pip_line, lines) if s]
-    assert shown == ["Collecting numpy>=1.26", "  Downloading onnx-1.18.whl (17.2 MB)",
+    assert shown == ["Collecting numpy>=1.26",
+                     "Processing torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
+                     "  Downloading onnx-1.18.whl (17.2 MB)",
                      "Installing 3 packages (unpacking; large wheels take a while)",
                      "Installed 3 packages", "ERROR: No matching distribution"]
 

@@ -279,7 +279,7 @@ def export_grad(
     )
     spec = grad_golden(fl, dims, rtol, atol) if golden else None
     meta = dict(metadata)
-    write_artifact(path, meta, lambda p: save_onnx(model, meta, p), spec, verify=verify and golden)
+    write_artifact(path, meta, lambda p: save_onnx(model, meta, p, keys=None), spec, verify=verify and golden)
     metadata["artifact"] = os.path.basename(os.fspath(path))
     return metadata
 

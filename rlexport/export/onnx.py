@@ -53,9 +53,10 @@ def to_onnx(ep: torch.export.ExportedProgram, input_names: Sequence[str], output
     return model
 
 
-def save_onnx(model: onnx.ModelProto, metadata: Mapping, path: Path) -> None:
-    """Save ``model`` with the ``X.json`` keys of ``ONNX_METADATA_KEYS`` as ``metadata_props``."""
-    set_onnx_metadata(model, {k: metadata[k] for k in ONNX_METADATA_KEYS if k in metadata})
+def save_onnx(model: onnx.ModelProto, metadata: Mapping, path: Path, keys: Sequence[str] | None = ONNX_METADATA_KEYS) -> None:
+    """Save ``model`` with the ``X.json`` entries ``keys`` (``None``: all of them; gradient and
+    train-step graphs carry their whole layout) as ``rlexport.*`` ``metadata_props``."""
+    set_onnx_metadata(model, {k: v for k, v in metadata.items() if keys is None or k in keys})
     onnx.save_model(model, str(path))
 
 

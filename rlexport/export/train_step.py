@@ -304,7 +304,7 @@ def export_train_step(
 
     spec = train_step_golden(fl, layout, axes, hp, init, rtol, atol, golden_steps) if golden else None
     meta = dict(metadata)
-    write_artifact(path, meta, lambda p: save_onnx(model, meta, p), spec, verify=verify and golden)
+    write_artifact(path, meta, lambda p: save_onnx(model, meta, p, keys=None), spec, verify=verify and golden)
     metadata["artifact"] = os.path.basename(os.fspath(path))
     return metadata
 

@@ -91,22 +91,38 @@ def detect_format(path: Path) -> str:
 
 
 def _pickle_globals(data: bytes, what: str) -> set[tuple[str, str]]:
-    """The ``(module, name)`` globals a pickle would import; ``ArtifactError`` if it cannot be read."""
+    """The ``(module, name)`` globals a pickle would import, read from its opcodes without
+    unpickling (the memo is followed, so names fetched with ``BINGET`` count too); a
+    ``STACK_GLOBAL`` whose names are not plain strings, or a malformed pickle, is ``ArtifactError``."""
     found: set[tuple[str, str]] = set()
-    strings: list[str] = []
+    stack: list[Any] = []  # what each opcode pushed: a str for names, None for anything else
+    memo: dict[int, Any] = {}
     try:
         for op, arg, _ in pickletools.genops(io.BytesIO(data)):
-            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                strings.append(arg)
-            elif op.name == "GLOBAL":
-                module, name = arg.split(" ", 1)
-                found.add((module, name))
-            elif op.name == "STACK_GLOBAL":
-                if len(strings) < 2:
-                    raise ValueError("STACK_GLOBAL without its two names")
-                found.add((strings[-2], strings[-1]))
-            elif op.name in ("INST", "OBJ", "EXT1", "EXT2", "EXT4"):
-                found.add(("<opcode>", op.name))
+            name = op.name
+            if name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                stack.append(arg)
+            elif name in ("BINGET", "LONG_BINGET", "GET"):
+                stack.append(memo.get(int(arg)))
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1] if stack else None
+            elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                memo[int(arg)] = stack[-1] if stack else None
+            elif name == "GLOBAL":
+                module, attr = arg.split(" ", 1)
+                found.add((module, attr))
+                stack.append(None)
+            elif name == "STACK_GLOBAL":
+                module, attr = (stack[-2], stack[-1]) if len(stack) >= 2 else (None, None)
+                if not (isinstance(module, str) and isinstance(attr, str)):
+                    raise ValueError("STACK_GLOBAL without two plain names before it")
+                found.add((module, attr))
+                stack.append(None)
+            elif name in ("INST", "OBJ", "EXT1", "EXT2", "EXT4"):
+                found.add(("<opcode>", name))
+                stack.append(None)
+            else:
+                stack.append(None)
     except Exception as err:  # noqa: BLE001 - a malformed pickle
         raise ArtifactError(f"{what}: not a readable pickle ({err})") from None
     return found

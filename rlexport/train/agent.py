@@ -65,13 +65,17 @@ class AgentSpec:
     def discrete(self) -> bool:
         return self.kind == "categorical"
 
-    def noise_shape(self, batch: int) -> tuple[int, ...]:
-        return (batch,) if self.discrete else (batch, self.act_dim)
+    def noise_shape(self, batch: int, steps: int | None = None) -> tuple[int, ...]:
+        lead = (batch,) if steps is None else (steps, batch)
+        return lead if self.discrete else (*lead, self.act_dim)
 
-    def draw_noise(self, rng: np.random.Generator, batch: int) -> np.ndarray:
+    def draw_noise(self, rng: np.random.Generator, batch: int, steps: int | None = None) -> np.ndarray:
+        """Sampling noise ``[batch]`` (Categorical: uniform) or ``[batch, act_dim]`` (Gaussians:
+        standard normal); with ``steps``, a whole rollout's ``[steps, batch, ...]`` in one draw
+        (the generator fills it in order, so row ``t`` is what the ``t``-th per-step draw gives)."""
         if self.discrete:  # uniform: Categorical.sample(noise=u) inverts the CDF
-            return rng.random(self.noise_shape(batch)).astype(np.float32)
-        return rng.standard_normal(self.noise_shape(batch)).astype(np.float32)
+            return rng.random(self.noise_shape(batch, steps)).astype(np.float32)
+        return rng.standard_normal(self.noise_shape(batch, steps)).astype(np.float32)
 
     def env_action(self, action: np.ndarray) -> np.ndarray:
         if self.discrete:

@@ -5,7 +5,11 @@ optimizer moments, torch RNG state, running statistics, the current observations
 states, episode accumulators) and, in the safetensors metadata, a JSON document (global step,
 update index, numpy generator state, env counters) and a SHA-256 over all tensor bytes. It is
 written to a temporary file in the same folder, fsynced, then ``os.replace``d: a kill at any
-moment leaves either the previous or the new checkpoint, never a torn one.
+moment leaves either the previous or the new checkpoint, never a torn one. The checkpoint it
+replaces is kept as ``previous.safetensors`` (renamed just before), so that a latest checkpoint
+that was damaged afterwards (disk, a crafted edit) can be passed over for the one before it
+(``load_run_checkpoint``); a kill between the two renames leaves only ``previous``, which is
+then what resumes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 FORMAT = "rlexport-train-checkpoint"
+PREVIOUS_NAME = "previous.safetensors"
+TEMP_MARK = ".tmp"  # temporary files: "<name>.tmp<pid>"
 VERSION = 1
 
 
@@ -45,17 +51,21 @@ def _as_tensor(v: Any) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.asarray(v)).copy())
 
 
-def save_checkpoint(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any], keep_previous: bool = True) -> None:
+    """Write ``tensors`` + ``meta`` to ``path`` atomically; the file it replaces becomes
+    ``previous.safetensors`` beside it (``keep_previous``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: _as_tensor(v) for k, v in tensors.items()}
     meta = dict(meta, format=FORMAT, version=VERSION)
     header = {"meta": json.dumps(meta), "sha256": _digest(tensors)}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp = path.with_name(path.name + f"{TEMP_MARK}{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata=header)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        if keep_previous and path.exists():
+            os.replace(path, path.with_name(PREVIOUS_NAME))
         os.replace(tmp, path)
         try:
             dfd = os.open(str(path.parent), os.O_RDONLY)
@@ -93,3 +103,37 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if _digest(tensors) != expected:
         raise CheckpointError(f"checkpoint {path} is corrupt: its tensor checksum does not match")
     return tensors, meta
+
+
+def load_run_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``load_checkpoint(path)``, or, when that checkpoint is missing or damaged, the previous one
+    beside it with ``meta["fallback"]`` = a one-line notice naming both; ``CheckpointError`` (the
+    latest's message) when neither loads."""
+    path = Path(path)
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as err:
+        previous = path.with_name(PREVIOUS_NAME)
+        if not previous.is_file():
+            raise
+        try:
+            tensors, meta = load_checkpoint(previous)
+        except CheckpointError:
+            raise err from None
+        meta["fallback"] = (f"{err}; resuming from the previous checkpoint {previous} "
+                            f"(step {meta.get('global_step')}) instead")
+        return tensors, meta
+
+
+def remove_stale_temp_files(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files that killed runs left in ``run_dir`` and its ``checkpoints/``
+    (``*.tmp<pid>``, ``*.tmp``); call only while holding the run folder's lock."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            if f.is_file() and TEMP_MARK in f.name:
+                f.unlink(missing_ok=True)
+                removed.append(f)
+    return removed

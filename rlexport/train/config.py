@@ -23,6 +23,7 @@ from typing import Any
 ALGOS = ("ppo", "a2c")
 ENGINES = ("torch", "onnx")
 BOX_DISTRIBUTIONS = ("tanh_normal", "normal")
+VECTOR_ENVS = ("auto", "sync", "native")  # see rlexport.train.envs.make_vec_env
 
 
 @dataclass
@@ -51,6 +52,7 @@ class TrainConfig:
     normalize_reward: bool = False
     box_distribution: str = "normal"
     hidden: tuple[int, ...] = (64, 64)
+    vector_env: str = "auto"  # native numpy vector env where supported and faster (envs.resolve_vector_env)
     checkpoint_every: int = 0  # updates between checkpoints; 0 = auto (>= 512 env steps apart)
     threads: int = 1
     export_artifacts: bool = True
@@ -92,6 +94,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"config: unknown field(s) {unknown}")
         d = dict(d)
+        d.setdefault("vector_env", "sync")  # runs written before the field existed used SyncVectorEnv
         if "hidden" in d:
             d["hidden"] = tuple(int(h) for h in d["hidden"])
         return cls(**d)
@@ -105,6 +108,8 @@ class TrainConfig:
             raise ValueError(
                 f"--box-distribution {self.box_distribution!r} is not supported; choose one of {list(BOX_DISTRIBUTIONS)}"
             )
+        if self.vector_env not in VECTOR_ENVS:
+            raise ValueError(f"--vector-env {self.vector_env!r} is not supported; choose one of {list(VECTOR_ENVS)}")
         for name in ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "threads"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")

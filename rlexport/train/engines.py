@@ -121,7 +121,9 @@ class TorchEngine:
         self.sampler = Sampler(self.actor, spec.kind)
         self.gae_module = GaeModule(self.critic, cfg.gamma, cfg.gae_lambda)
         self.params = named_trainable(self.loss)
-        self.optimizer = torch.optim.Adam(list(self.params.values()), lr=cfg.learning_rate, eps=cfg.adam_eps)
+        # fused: one kernel for all parameters instead of a Python loop over them (~5x less time
+        # per step for CleanRL-sized networks); the same update rule
+        self.optimizer = torch.optim.Adam(list(self.params.values()), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         self.input_names = loss_inputs(self.loss, cfg)
         self.out_keys = [k if isinstance(k, str) else "_".join(k) for k in self.loss.out_keys]
 
@@ -235,25 +237,36 @@ class WithParams(nn.Module):
 
 class _OrtGraph:
     """An ORT session (``rlexport.runtime.onnx.make_session``, one thread) whose parameter inputs
-    are read from the trainer's state: ``state_names`` maps graph input -> state name."""
+    are read from the trainer's state: ``state_names`` maps graph input -> state name.
 
-    def __init__(self, path: Path, state_fn, state_names: Mapping[str, str]):
+    The parameters are bound once per state (``bind_state``, after every train step the engine
+    runs) through an ORT I/O binding; a call binds only its own inputs and runs. Plain
+    ``sess.run``, not ``run_session``: act runs every env step and the feed's names and dtypes are
+    fixed by construction (checked once, at export)."""
+
+    def __init__(self, path: Path, state_names: Mapping[str, str]):
         from rlexport.runtime.onnx import make_session
 
         self.sess = make_session(path, "cpu", threads=1)
         self.input_names = [i.name for i in self.sess.get_inputs()]
         self.output_names = [o.name for o in self.sess.get_outputs()]
         self.state_names = {g: s for g, s in state_names.items() if g in self.input_names}
-        self.state_fn = state_fn
+        self._binding = self.sess.io_binding()
+        for name in self.output_names:
+            self._binding.bind_output(name, "cpu")
+        self._bound: dict[str, np.ndarray] = {}  # keeps the bound parameter arrays alive
+
+    def bind_state(self, state: Mapping[str, np.ndarray]) -> None:
+        self._bound = {g: np.ascontiguousarray(state[s]) for g, s in self.state_names.items()}
+        for g, arr in self._bound.items():
+            self._binding.bind_cpu_input(g, arr)
 
     def __call__(self, **inputs: np.ndarray) -> list[np.ndarray]:
-        # plain ``sess.run``, not ``run_session``: act runs every env step and the feed's names and
-        # dtypes are fixed by construction (checked once, at export).
-        state = self.state_fn()
-        feed = dict(inputs)
-        for g, s in self.state_names.items():
-            feed[g] = state[s]
-        return self.sess.run(self.output_names, feed)
+        binding = self._binding
+        for name, value in inputs.items():  # ORT reads C order (a transposed env state is not)
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        self.sess.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
 
 
 def export_param_graph(module: nn.Module, example: Mapping[str, np.ndarray], path: Path) -> WithParams:
@@ -299,33 +312,43 @@ class OnnxEngine:
             self.loss, {k: example_minibatch[k] for k in self.input_names}, graph_dir / "train_step.onnx", cfg)
         self.trainer = OnnxTrainer(self.train_step_path, threads=1)
         self.trainer.load_module(self.loss)
-        state_fn = lambda: self.trainer.state  # noqa: E731
 
         # acting graph: the sampler with the actor's parameters as inputs
         sampler = Sampler(self.actor, spec.kind)
         ex_obs = np.ascontiguousarray(example_rollout["observation"][:, 0])
         ex_noise = spec.draw_noise(np.random.default_rng(0), ex_obs.shape[0])
         w = export_param_graph(sampler, {"observation": ex_obs, "noise": ex_noise}, graph_dir / "act.onnx")
-        self._act = _OrtGraph(graph_dir / "act.onnx", state_fn, w.state_names)
+        self._act = _OrtGraph(graph_dir / "act.onnx", w.state_names)
 
         # GAE graph: the critic's parameters as inputs
         gae = GaeModule(self.critic, cfg.gamma, cfg.gae_lambda)
         w = export_param_graph(gae, {k: example_rollout[k] for k in gae.in_keys}, graph_dir / "gae.onnx")
-        self._gae = _OrtGraph(graph_dir / "gae.onnx", state_fn, w.state_names)
+        self._gae = _OrtGraph(graph_dir / "gae.onnx", w.state_names)
         for g in (self._act, self._gae):
             unknown = [s for s in g.state_names.values() if s not in self.trainer.state]
             if unknown:
                 raise RuntimeError(f"OnnxEngine: graph inputs {unknown} are not train-step parameters")
+        self._bind_state()
+
+    def _bind_state(self) -> None:
+        for g in (self._act, self._gae):
+            g.bind_state(self.trainer.state)
+        self._stale = False
 
     def act(self, obs: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._stale:
+            self._bind_state()
         a, lp = self._act(observation=obs, noise=noise)
         return a, lp
 
     def gae(self, rollout: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if self._stale:
+            self._bind_state()
         adv, vt = self._gae(**{k: rollout[k] for k in GaeModule.IN_KEYS})
         return adv, vt
 
     def update(self, mb: Mapping[str, np.ndarray], lr: float) -> dict[str, float]:
+        self._stale = True
         outs = self.trainer.step({k: mb[k] for k in self.input_names}, lr=lr)
         res = {k: float(np.mean(outs[k])) for k in self.out_keys if k in outs}
         res["loss"] = float(sum(v for k, v in res.items() if k.startswith("loss_")))
@@ -336,6 +359,7 @@ class OnnxEngine:
 
     def load_state(self, tensors: Mapping[str, torch.Tensor]) -> None:
         self.trainer.load_state_dict({k: tensors[k] for k in self.trainer.state_names})
+        self._stale = True
         self.sync_to_torch()
 
     def sync_to_torch(self) -> None:

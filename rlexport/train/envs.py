@@ -6,6 +6,17 @@ returns the *reset* observation of the next episode and puts the real last obser
 truncated episode bootstraps from where it really stopped, and there is no pending reset step
 to skip (NEXT_STEP mode would interleave a no-op transition after every episode end).
 
+Native vector envs: where Gymnasium registers a numpy ``vector_entry_point`` that this module
+knows how to drive with same-step autoreset (CartPole's ``CartPoleVectorEnv``), ``make_vec_env``
+uses it with ``vector_env="native"``, and with ``"auto"`` from ``NATIVE_MIN_ENVS`` envs on (where
+it is the faster one); ``"sync"`` forces ``SyncVectorEnv``.
+Gymnasium's ``CartPoleVectorEnv`` itself autoresets on the *next* step (a no-op transition with
+reward 0 after every episode end); ``SameStepCartPole`` resets the finished sub-environments
+right after the step that ended them, drawing their start states from the vector env's own
+generator exactly as its next step would, and reports the real last observation in
+``info["final_obs"]`` (``info["_final_obs"]`` the mask): the semantics of ``SyncVectorEnv`` in
+``SAME_STEP`` mode (tested against it).
+
 Snapshots: to resume a run with nothing lost, the checkpoint holds every sub-environment's
 state where it can be read back exactly: the env's ``np_random`` generator state, ``TimeLimit``'s
 step counter, and the simulator state of classic-control (``unwrapped.state``) and MuJoCo
@@ -18,6 +29,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from .config import VECTOR_ENVS
 
 try:  # gymnasium is a hard dependency, but keep the import error readable
     import gymnasium as gym
@@ -68,13 +81,101 @@ def check_spaces(env_id: str, obs_space: Any, act_space: Any) -> tuple[Any, Any]
     )
 
 
-def make_vec_env(env_id: str, num_envs: int) -> gym.vector.SyncVectorEnv:
-    """``num_envs`` copies of ``env_id`` in a ``SyncVectorEnv`` with same-step autoreset."""
+def _native_vector_entry(env_id: str) -> str | None:
+    spec = gym.registry[env_id]
+    entry = spec.vector_entry_point
+    return entry if entry == SameStepCartPole.ENTRY_POINT else None
+
+
+# ``auto`` picks the native env from this many envs on: measured side by side (benchmarks/train.py
+# env-only rows, 1 thread), CartPoleVectorEnv's ~40 numpy calls per step cost more than 4 Python
+# CartPole steps (0.85x SyncVectorEnv's steps/s at 4 envs, 0.4x at 1) and less from 8 on (2.1x at
+# 8, 3.4x at 16, 11x at 64).
+NATIVE_MIN_ENVS = 8
+
+
+def resolve_vector_env(env_id: str, choice: str, num_envs: int = NATIVE_MIN_ENVS) -> str:
+    """``"sync"`` or ``"native"`` for ``choice`` in ``VECTOR_ENVS`` (``auto``: native where
+    supported and ``num_envs >= NATIVE_MIN_ENVS``); ``EnvError`` if ``"native"`` is asked of an
+    environment without a supported native vector implementation."""
+    if choice not in VECTOR_ENVS:
+        raise EnvError(f"--vector-env {choice!r} is not supported; choose one of {list(VECTOR_ENVS)}")
     check_env_id(env_id)
+    native = _native_vector_entry(env_id) is not None
+    if choice == "native" and not native:
+        raise EnvError(f"--vector-env native: {env_id!r} has no supported native vector implementation "
+                       f"(only {SameStepCartPole.ENTRY_POINT.split(':')[-1]}); use --vector-env sync")
+    if choice == "auto":
+        return "native" if native and num_envs >= NATIVE_MIN_ENVS else "sync"
+    return choice
+
+
+def make_vec_env(env_id: str, num_envs: int, vector_env: str = "sync"):
+    """``num_envs`` copies of ``env_id`` with same-step autoreset: a ``SyncVectorEnv``, or with
+    ``vector_env="native"`` (or ``"auto"``, see ``resolve_vector_env``) the native numpy vector env."""
+    if resolve_vector_env(env_id, vector_env, num_envs) == "native":
+        return SameStepCartPole(gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point"))
     return gym.vector.SyncVectorEnv(
         [lambda: gym.make(env_id) for _ in range(num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
+
+
+class SameStepCartPole:
+    """Gymnasium's ``CartPoleVectorEnv`` (next-step autoreset) driven with same-step autoreset.
+
+    ``step`` returns, for a sub-environment whose episode ended (terminated or truncated at
+    ``max_episode_steps``), the first observation of its next episode, and its real last
+    observation in ``info["final_obs"]`` (``[num_envs, 4]``; rows of the other envs equal the
+    returned observation) with ``info["_final_obs"]`` the mask of ended envs. The new start state
+    is drawn as ``CartPoleVectorEnv.step`` would draw it one call later (``np_random.uniform``
+    over ``[low, high]``, shape ``[4, ended]``), so the episodes are the native env's own.
+    """
+
+    ENTRY_POINT = "gymnasium.envs.classic_control.cartpole:CartPoleVectorEnv"
+
+    def __init__(self, env: Any):
+        self.env = env
+        self.num_envs = env.num_envs
+        self.single_observation_space = env.single_observation_space
+        self.single_action_space = env.single_action_space
+        self._no_info: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: np.ndarray):
+        env = self.env
+        obs, reward, terminated, truncated, _ = env.step(action)
+        done = terminated | truncated
+        if not done.any():
+            return obs, reward, terminated, truncated, self._no_info
+        final = obs
+        env.state[:, done] = env.np_random.uniform(low=env.low, high=env.high, size=(4, int(done.sum())))
+        env.steps[done] = 0
+        env.prev_done[:] = False
+        obs = env.state.T.astype(np.float32)
+        return obs, reward, terminated, truncated, {"final_obs": final, "_final_obs": done}
+
+    def close(self) -> None:
+        self.env.close()
+
+    # snapshots (see snapshot_vec)
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        env = self.env
+        meta = {"native": self.ENTRY_POINT, "np_random": env.np_random.bit_generator.state,
+                "low": float(env.low), "high": float(env.high)}
+        return meta, {"state": np.array(env.state, np.float64), "steps": np.array(env.steps, np.int64)}
+
+    def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        env = self.env
+        if meta.get("native") != self.ENTRY_POINT:
+            raise EnvError(f"checkpoint holds {meta.get('native') or 'SyncVectorEnv'} states, not {self.ENTRY_POINT}")
+        env.np_random.bit_generator.state = meta["np_random"]
+        env.low, env.high = meta["low"], meta["high"]
+        env.state = np.array(arrays["state"], np.float64)
+        env.steps = np.array(arrays["steps"], np.int32)
+        env.prev_done = np.zeros(self.num_envs, np.bool_)
 
 
 class RunningMeanStd:
@@ -131,7 +232,8 @@ class RewardScaler:
 
     def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         if not self.enabled:
-            return np.asarray(reward, np.float32)
+            return reward
+        reward = np.asarray(reward, np.float64)
         self.returns = self.returns * self.gamma + reward
         self.rms.update(self.returns)
         out = reward / np.sqrt(self.rms.var + self.eps)
@@ -192,7 +294,11 @@ def restore_env(env: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -
             u.steps_beyond_terminated = meta["steps_beyond_terminated"]
 
 
-def snapshot_vec(vec: gym.vector.SyncVectorEnv) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], bool]:
+def snapshot_vec(vec) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], bool]:
+    """``(json metas, arrays "env.<i>.<name>", exact)`` of a ``make_vec_env`` vector env."""
+    if isinstance(vec, SameStepCartPole):
+        meta, arrays = vec.snapshot()
+        return [meta], {f"env.native.{k}": v for k, v in arrays.items()}, True
     metas, arrays, exact = [], {}, True
     for i, env in enumerate(vec.envs):
         m, a, e = snapshot_env(env)
@@ -202,7 +308,21 @@ def snapshot_vec(vec: gym.vector.SyncVectorEnv) -> tuple[list[dict[str, Any]], d
     return metas, arrays, exact
 
 
-def restore_vec(vec: gym.vector.SyncVectorEnv, metas: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+def restore_vec(vec, metas: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+    """Put ``vec`` back in the state ``snapshot_vec`` recorded; ``EnvError`` if it does not fit."""
+    native_meta = len(metas) == 1 and "native" in metas[0]
+    if isinstance(vec, SameStepCartPole) or native_meta:
+        if not (isinstance(vec, SameStepCartPole) and native_meta):
+            raise EnvError("the checkpoint's environment states are of another vector env kind than the config's")
+        vec.restore(metas[0], {k[len("env.native."):]: v for k, v in arrays.items() if k.startswith("env.native.")})
+        return
+    if len(metas) != len(vec.envs):
+        raise EnvError(f"the checkpoint holds {len(metas)} environment states, the config {len(vec.envs)} envs")
     for i, env in enumerate(vec.envs):
         prefix = f"env.{i}."
         restore_env(env, metas[i], {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+
+
+def vector_env_classes() -> tuple[type, ...]:
+    """The vector-env classes ``make_vec_env`` can return (benchmarks time their ``step``)."""
+    return (gym.vector.SyncVectorEnv, SameStepCartPole)

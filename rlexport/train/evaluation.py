@@ -37,12 +37,12 @@ class EvalResult:
 
 def _torch_policy(run: Path, cfg):
     from .agent import AgentSpec, DeterministicPolicy, build_agent
-    from .checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import CheckpointError, load_run_checkpoint
     from .envs import ObsNormalizer, describe_spaces
     from .loop import CHECKPOINT, TrainError
 
     try:
-        tensors, _ = load_checkpoint(run / CHECKPOINT)
+        tensors, _ = load_run_checkpoint(run / CHECKPOINT)  # the previous one if the latest is damaged
     except CheckpointError as err:
         raise TrainError(str(err)) from None
     obs_space, act_space = describe_spaces(cfg.env_id)

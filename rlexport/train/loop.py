@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -35,12 +36,15 @@ import numpy as np
 import torch
 
 from .agent import AgentSpec, build_agent
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_run_checkpoint, remove_stale_temp_files, save_checkpoint
 from .config import TrainConfig
-from .envs import EnvError, ObsNormalizer, RewardScaler, describe_spaces, make_vec_env, restore_vec, snapshot_vec
+from .envs import (EnvError, ObsNormalizer, RewardScaler, describe_spaces, make_vec_env, resolve_vector_env, restore_vec,
+                   snapshot_vec)
+from .lock import LOCK_NAME, RunFolderBusy, RunFolderLock
 from .metrics import MetricsLogger, plot_learning_curve
 
 CHECKPOINT = Path("checkpoints") / "latest.safetensors"
+CHECKPOINT_SECONDS = 30.0  # --checkpoint-every 0: a checkpoint after the first update this long after the last
 
 
 class TrainError(ValueError):
@@ -48,11 +52,54 @@ class TrainError(ValueError):
 
 
 class TrainInterrupted(KeyboardInterrupt):
-    """Ctrl-C / SIGTERM: the last checkpoint is intact; ``--resume`` continues the run."""
+    """Ctrl-C / SIGTERM: the last checkpoint is intact; ``--resume`` continues the run.
 
-    def __init__(self, run_dir: Path, global_step: int):
-        super().__init__(f"interrupted at step {global_step}; resume with: rlexport train --resume {run_dir}")
-        self.run_dir, self.global_step = run_dir, global_step
+    ``global_step`` is the step of the last checkpoint (where ``--resume`` continues);
+    ``resumable`` is false when the run was stopped during start-up, before its first checkpoint
+    (its folder is then emptied, so that the same command can simply be run again)."""
+
+    def __init__(self, run_dir: Path, global_step: int, resumable: bool = True, during: str = ""):
+        where = f" during {during}" if during else ""
+        if resumable:
+            msg = f"interrupted{where}; the checkpoint at step {global_step} is intact; resume with: rlexport train --resume {run_dir}"
+        else:
+            msg = f"interrupted{where}, before the first checkpoint: nothing to resume, {run_dir} was emptied; run the same command again"
+        super().__init__(msg)
+        self.run_dir, self.global_step, self.resumable = run_dir, global_step, resumable
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM while ``train`` runs (main thread only).
+
+    While ``deferred`` (the update loop), the first signal only sets ``requested``: the loop ends
+    the current update, checkpoints and raises ``TrainInterrupted``. A second signal, or one
+    outside the loop (start-up exports, the final export), raises ``KeyboardInterrupt`` at once.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self.deferred = False
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum, frame):
+        if self.deferred and not self.requested:
+            self.requested = True
+            return
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_Interrupts":
+        for sig in self.SIGNALS:
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: leave the process's handlers alone
+                break
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 @dataclass
@@ -76,7 +123,7 @@ def _prepare_new_run_dir(path: Path) -> None:
     if path.exists():
         if not path.is_dir():
             raise TrainError(f"output folder {path} exists and is not a folder")
-        if any(path.iterdir()):
+        if any(p.name != LOCK_NAME for p in path.iterdir()):
             raise TrainError(f"output folder {path} already exists and is not empty; use --resume {path} to continue it")
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -117,7 +164,7 @@ class Trainer:
         self.obs_norm = ObsNormalizer(D, cfg.normalize_obs)
         self.rew_scale = RewardScaler(E, cfg.gamma, cfg.normalize_reward)
         self.rng = np.random.default_rng(cfg.seed)
-        self.vec = make_vec_env(cfg.env_id, E)
+        self.vec = make_vec_env(cfg.env_id, E, cfg.vector_env)
         raw, _ = self.vec.reset(seed=cfg.seed)
         self.obs_norm.update(raw)
         self.obs = self.obs_norm(raw)
@@ -129,6 +176,7 @@ class Trainer:
         self.recent_len: collections.deque[int] = collections.deque(maxlen=20)
         self.episodes = 0
         self.exact_env_state = True
+        self.checkpointed_step = 0
         if resume_state is not None:
             self._restore(*resume_state)
 
@@ -187,8 +235,10 @@ class Trainer:
             "rng_numpy": self.rng.bit_generator.state, "envs": metas, "exact_env_state": exact,
             "env_id": self.cfg.env_id, "algo": self.cfg.algo, "engine": self.cfg.engine,
             "recent": list(self.recent), "recent_len": list(self.recent_len),
+            "vector_env": make_vec_env_kind(self.cfg),
         }
         save_checkpoint(self.run_dir / CHECKPOINT, tensors, meta)
+        self.checkpointed_step = self.global_step
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         np_t = {k: v.numpy() for k, v in tensors.items()}
@@ -201,6 +251,7 @@ class Trainer:
         self.ep_len = np_t["ep_len"].astype(np.int64).copy()
         self.rng.bit_generator.state = meta["rng_numpy"]
         self.global_step, self.update_idx, self.episodes = meta["global_step"], meta["update"], meta["episodes"]
+        self.checkpointed_step = self.global_step
         self.recent.extend(meta.get("recent", []))
         self.recent_len.extend(meta.get("recent_len", []))
         self.obs = np_t["obs"].astype(np.float32).copy()
@@ -215,37 +266,47 @@ class Trainer:
 
     # -- one iteration -----------------------------------------------------------------------
     def collect(self, logger: MetricsLogger | None) -> None:
+        """One rollout of ``num_steps`` steps of every env into ``self.buf``. The hot loop: one
+        act call and one env step per step, writes into the preallocated buffers, no dicts."""
         cfg, spec, buf = self.cfg, self.spec, self.buf
+        E = cfg.num_envs
+        noise = spec.draw_noise(self.rng, E, steps=cfg.num_steps)
+        obs_buf, next_obs_buf = buf["observation"], buf["next_observation"]
+        action_buf, logp_buf = buf["action"], buf["sample_log_prob"]
+        reward_buf, done_buf, term_buf = buf["next_reward"][..., 0], buf["next_done"][..., 0], buf["next_terminated"][..., 0]
+        act, step, env_action = self.engine.act, self.vec.step, spec.env_action
+        obs_norm, rew_scale = self.obs_norm, self.rew_scale
+        ep_ret, ep_len = self.ep_ret, self.ep_len
         for t in range(cfg.num_steps):
-            noise = spec.draw_noise(self.rng, cfg.num_envs)
-            action, logp = self.engine.act(self.obs, noise)
-            raw, reward, term, trunc, info = self.vec.step(spec.env_action(action))
-            done = np.logical_or(term, trunc)
+            obs_buf[:, t] = self.obs
+            action, logp = act(self.obs, noise[t])
+            raw, reward, term, trunc, info = step(env_action(action))
+            done = term | trunc
+            action_buf[:, t] = action
+            logp_buf[:, t] = logp.reshape(E)
+            reward_buf[:, t] = rew_scale(reward, done)
+            done_buf[:, t] = done
+            term_buf[:, t] = term
+            self.global_step += E
+            ep_ret += reward
+            ep_len += 1
             final = raw
-            if done.any() and "final_obs" in info:
-                final = raw.copy()
-                for i in np.nonzero(info.get("_final_obs", done))[0]:
-                    final[i] = info["final_obs"][i]
-            self.obs_norm.update(raw)
-            buf["observation"][:, t] = self.obs
-            buf["action"][:, t] = action
-            buf["sample_log_prob"][:, t] = logp.reshape(cfg.num_envs)
-            buf["next_observation"][:, t] = self.obs_norm(final)
-            buf["next_reward"][:, t, 0] = self.rew_scale(np.asarray(reward, np.float64), done)
-            buf["next_done"][:, t, 0] = done
-            buf["next_terminated"][:, t, 0] = term
-            self.obs = self.obs_norm(raw)
-            self.global_step += cfg.num_envs
-            self.ep_ret += reward
-            self.ep_len += 1
-            for i in np.nonzero(done)[0]:
-                self.episodes += 1
-                self.recent.append(float(self.ep_ret[i]))
-                self.recent_len.append(int(self.ep_len[i]))
-                if logger is not None:
-                    logger.episode(self.global_step, int(i), float(self.ep_ret[i]), int(self.ep_len[i]))
-                self.ep_ret[i] = 0.0
-                self.ep_len[i] = 0
+            if done.any():
+                if "final_obs" in info:
+                    final = raw.copy()
+                    for i in np.nonzero(info.get("_final_obs", done))[0]:
+                        final[i] = info["final_obs"][i]
+                for i in np.nonzero(done)[0]:
+                    self.episodes += 1
+                    self.recent.append(float(ep_ret[i]))
+                    self.recent_len.append(int(ep_len[i]))
+                    if logger is not None:
+                        logger.episode(self.global_step, int(i), float(ep_ret[i]), int(ep_len[i]))
+                    ep_ret[i] = 0.0
+                    ep_len[i] = 0
+            obs_norm.update(raw)
+            next_obs_buf[:, t] = obs_norm(final)
+            self.obs = obs_norm(raw)
 
     def learning_rate(self) -> float:
         cfg = self.cfg
@@ -304,6 +365,10 @@ class Trainer:
 
 
 def _read_resume(run: Path) -> tuple[TrainConfig, dict, dict]:
+    """``(config, tensors, meta)`` of a run folder, or ``TrainError`` with one line.
+
+    The checkpoint is ``checkpoints/latest.safetensors``, or the previous one when the latest is
+    missing or corrupt; ``meta["fallback"]`` then holds the one-line notice saying so."""
     run = Path(run)
     if not run.is_dir():
         raise TrainError(f"--resume: run folder {run} does not exist")
@@ -313,15 +378,45 @@ def _read_resume(run: Path) -> tuple[TrainConfig, dict, dict]:
         cfg.validate()
     except FileNotFoundError:
         raise TrainError(f"--resume: {cfg_path} is missing; {run} is not an rlexport train run") from None
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, AttributeError) as err:  # bad JSON, unknown field, wrong type or value
         raise TrainError(f"--resume: {cfg_path} is not a valid config ({err})") from None
     try:
-        tensors, meta = load_checkpoint(run / CHECKPOINT)
+        tensors, meta = load_run_checkpoint(run / CHECKPOINT)
     except CheckpointError as err:
         raise TrainError(f"--resume: {err}") from None
     if meta.get("env_id") != cfg.env_id or meta.get("algo") != cfg.algo or meta.get("engine") != cfg.engine:
         raise TrainError(f"--resume: checkpoint in {run} does not belong to its config.json (env/algo/engine differ)")
+    _check_resume_fits(cfg, tensors, meta, run)
     return cfg, tensors, meta
+
+
+def _check_resume_fits(cfg: TrainConfig, tensors: dict[str, torch.Tensor], meta: dict[str, Any], run: Path) -> None:
+    """Refuse (one line, before any export) a config.json edited so that the checkpoint no longer
+    fits it: network sizes, number of envs, observation size, vector env kind."""
+    try:
+        obs_space, act_space = describe_spaces(cfg.env_id)
+    except EnvError as err:
+        raise TrainError(f"--resume: {err}") from None
+    spec = AgentSpec(int(obs_space.shape[0]), act_space, cfg.box_distribution)
+    actor, critic = build_agent(spec, cfg.hidden, cfg.seed)
+    holder = torch.nn.Module()
+    holder.actor_network, holder.critic_network = actor, critic  # the loss's parameter names
+    expected = {f"param.{n}": tuple(p.shape) for n, p in holder.named_parameters()}
+    expected.update(obs=(cfg.num_envs, spec.obs_dim), ep_ret=(cfg.num_envs,), ep_len=(cfg.num_envs,))
+    for key, shape in expected.items():
+        got = tuple(tensors[key].shape) if key in tensors else None
+        if got != shape:
+            found = "missing" if got is None else f"shape {list(got)}"
+            raise TrainError(f"--resume: checkpoint in {run} does not fit {run / 'config.json'}: tensor {key!r} is "
+                             f"{found}, the config needs {list(shape)} (was config.json edited?)")
+    if meta.get("vector_env", "sync") != make_vec_env_kind(cfg):
+        raise TrainError(f"--resume: checkpoint in {run} holds {meta.get('vector_env', 'sync')} vector-env states; "
+                         f"config.json asks for {make_vec_env_kind(cfg)} (was config.json edited?)")
+
+
+def make_vec_env_kind(cfg: TrainConfig) -> str:
+    """``"sync"`` or ``"native"``: the vector env ``cfg`` trains with."""
+    return resolve_vector_env(cfg.env_id, cfg.vector_env, cfg.num_envs)
 
 
 def _check_state_matches(trainer_state: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], run: Path) -> None:
@@ -330,63 +425,111 @@ def _check_state_matches(trainer_state: dict[str, torch.Tensor], tensors: dict[s
             raise TrainError(f"--resume: checkpoint in {run} does not match the model (tensor {k!r} missing or reshaped)")
 
 
+def _empty_folder(path: Path) -> None:
+    for child in Path(path).iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        elif child.name != LOCK_NAME:
+            child.unlink(missing_ok=True)
+
+
 def train(
     cfg: TrainConfig | None = None,
     *,
     resume: str | Path | None = None,
     total_steps: int | None = None,
+    export: bool | None = None,
     on_update: Callable[[Trainer, dict[str, Any]], None] | None = None,
+    on_start: Callable[[TrainConfig, int], None] | None = None,
     stop_after_updates: int | None = None,
 ) -> TrainResult:
     """Run (or continue) training; see the module docstring for the run folder.
 
-    ``on_update(trainer, row)`` is called after every update (the CLI's progress bar).
-    ``stop_after_updates`` ends the process early after that many updates *in this call*, as a
-    kill would (tests use it to simulate an interruption); the checkpoint is written as usual.
+    The run folder is locked for the whole call (``rlexport.train.lock``): a second process on
+    the same folder gets ``TrainError`` naming the holder's PID. ``export`` overrides the
+    config's ``export_artifacts`` (``--resume RUN --no-export``). ``on_start(cfg, start_step)`` is
+    called once the folder is locked and the config (and checkpoint) read, before start-up;
+    ``on_update(trainer, row)`` after every update (the CLI's title line and progress bar). Checkpoints: every ``checkpoint_every``
+    updates, or (0) after the first update ``CHECKPOINT_SECONDS`` after the previous one; always
+    after the last update and when SIGINT/SIGTERM asks the loop to stop (``TrainInterrupted``).
+    ``stop_after_updates`` stops this call after that many updates as a signal would (tests).
     """
-    resume_state = None
     if resume is not None:
         run_dir = Path(resume)
-        cfg, tensors, meta = _read_resume(run_dir)
-        if total_steps is not None:
-            cfg.total_steps = int(total_steps)
-            cfg.validate()
-        resume_state = (tensors, meta)
+        if not run_dir.is_dir():
+            raise TrainError(f"--resume: run folder {run_dir} does not exist")
     else:
         if cfg is None:
             raise TrainError("train: give a config or resume=RUN")
         cfg.validate()
         try:
             describe_spaces(cfg.env_id)
+            make_vec_env_kind(cfg)
         except EnvError as err:
             raise TrainError(str(err)) from None
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
         _prepare_new_run_dir(run_dir)
+    lock = RunFolderLock(run_dir)
+    try:
+        lock.acquire()
+    except RunFolderBusy as err:
+        raise TrainError(str(err)) from None
+    try:
+        remove_stale_temp_files(run_dir)  # ours are gone when we exit; these are from killed runs
+        return _train_locked(cfg, run_dir, resume is not None, total_steps, export, on_update, on_start,
+                             stop_after_updates)
+    finally:
+        lock.release()
+
+
+def _train_locked(cfg, run_dir, resuming, total_steps, export, on_update, on_start, stop_after_updates) -> TrainResult:
+    resume_state = None
+    if resuming:
+        cfg, tensors, meta = _read_resume(run_dir)
+        if total_steps is not None:
+            cfg.total_steps = int(total_steps)
+            try:
+                cfg.validate()
+            except ValueError as err:
+                raise TrainError(str(err)) from None
+        resume_state = (tensors, meta)
+    else:
         cfg.out = str(run_dir)
         _write_json(run_dir / "config.json", json.loads(cfg.to_json()))
+    if export is not None:
+        cfg.export_artifacts = bool(export)
+    if on_start is not None:
+        on_start(cfg, int(resume_state[1]["global_step"]) if resume_state is not None else 0)
 
-    try:
-        trainer = Trainer(cfg, run_dir, resume_state)
-    except EnvError as err:
-        raise TrainError(str(err)) from None
-    if resume_state is not None:
-        _check_state_matches(trainer.engine.state(), resume_state[0], run_dir)
-    logger = MetricsLogger(run_dir, resume_step=trainer.global_step if resume_state is not None else None)
-    if resume_state is None:
-        trainer.checkpoint()  # step 0: a kill during the first rollout still resumes
+    with _Interrupts() as interrupts:
+        try:
+            trainer = Trainer(cfg, run_dir, resume_state)
+            if resume_state is not None:
+                _check_state_matches(trainer.engine.state(), resume_state[0], run_dir)
+            else:
+                trainer.checkpoint()  # step 0: a kill during the first rollout still resumes
+        except EnvError as err:
+            raise TrainError(str(err)) from None
+        except KeyboardInterrupt:
+            if resume_state is not None:
+                raise TrainInterrupted(run_dir, int(resume_state[1]["global_step"]), during="start-up") from None
+            _empty_folder(run_dir)
+            raise TrainInterrupted(run_dir, 0, resumable=False, during="start-up") from None
+        return _run_loop(cfg, trainer, run_dir, resume_state is not None, interrupts, on_update, stop_after_updates)
 
-    old_handler = None
-    try:
-        old_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread
-        pass
+
+def _run_loop(cfg, trainer, run_dir, resumed, interrupts, on_update, stop_after_updates) -> TrainResult:
+    logger = MetricsLogger(run_dir, resume_step=trainer.global_step if resumed else None)
     start_step, t0 = trainer.global_step, time.perf_counter()
+    last_checkpoint = t0
     done_here = 0
+    interrupts.deferred = True
     try:
         while trainer.update_idx < cfg.num_updates:
             trainer.collect(logger)
             res = trainer.learn()
-            elapsed = time.perf_counter() - t0
+            now = time.perf_counter()
+            elapsed = now - t0
             row = {
                 "update": trainer.update_idx, "global_step": trainer.global_step, "time_s": elapsed,
                 "steps_per_s": (trainer.global_step - start_step) / max(elapsed, 1e-9),
@@ -397,36 +540,42 @@ def train(
             }
             logger.update(row)
             logger.flush()
-            # metrics first, then the checkpoint: rows past a checkpoint are cut back on resume
-            if trainer.update_idx % cfg.checkpoint_interval == 0 or trainer.update_idx >= cfg.num_updates:
+            done_here += 1
+            stop = interrupts.requested or (stop_after_updates is not None and done_here >= stop_after_updates)
+            if cfg.checkpoint_every > 0:
+                due = trainer.update_idx % cfg.checkpoint_every == 0
+            else:
+                due = now - last_checkpoint >= CHECKPOINT_SECONDS
+            if due or stop or trainer.update_idx >= cfg.num_updates:
+                # metrics first, then the checkpoint: rows past a checkpoint are cut back on resume
                 trainer.checkpoint()
+                last_checkpoint = time.perf_counter()
             if on_update is not None:
                 on_update(trainer, row)
-            done_here += 1
-            if stop_after_updates is not None and done_here >= stop_after_updates and trainer.update_idx < cfg.num_updates:
-                raise TrainInterrupted(run_dir, trainer.global_step)
+            if stop and trainer.update_idx < cfg.num_updates:
+                raise TrainInterrupted(run_dir, trainer.checkpointed_step)
+        interrupts.deferred = False
+        elapsed = time.perf_counter() - t0
+        logger.close()
+        trainer.close()
+        plot_learning_curve(run_dir, title=f"{cfg.env_id} {cfg.algo.upper()} ({cfg.engine}) seed {cfg.seed}")
+        result = TrainResult(
+            run_dir=run_dir, global_step=trainer.global_step,
+            mean_return=float(np.mean(trainer.recent)) if trainer.recent else None,
+            steps_per_s=(trainer.global_step - start_step) / max(elapsed, 1e-9), episodes=trainer.episodes,
+        )
+        if cfg.export_artifacts:
+            from .artifacts import export_run_artifacts
+
+            result.artifacts, result.validation_passed = export_run_artifacts(trainer, run_dir)
     except KeyboardInterrupt as err:
+        interrupts.deferred = False
         logger.close()
         trainer.close()
         if isinstance(err, TrainInterrupted):
             raise
-        raise TrainInterrupted(run_dir, trainer.global_step) from None
-    finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGTERM, old_handler)
-    elapsed = time.perf_counter() - t0
-    logger.close()
-    trainer.close()
-    plot_learning_curve(run_dir, title=f"{cfg.env_id} {cfg.algo.upper()} ({cfg.engine}) seed {cfg.seed}")
-    result = TrainResult(
-        run_dir=run_dir, global_step=trainer.global_step,
-        mean_return=float(np.mean(trainer.recent)) if trainer.recent else None,
-        steps_per_s=(trainer.global_step - start_step) / max(elapsed, 1e-9), episodes=trainer.episodes,
-    )
-    if cfg.export_artifacts:
-        from .artifacts import export_run_artifacts
-
-        result.artifacts, result.validation_passed = export_run_artifacts(trainer, run_dir)
+        during = "" if trainer.update_idx < cfg.num_updates else "the final export"
+        raise TrainInterrupted(run_dir, trainer.checkpointed_step, during=during) from None
     _write_json(run_dir / "summary.json", {
         "env_id": cfg.env_id, "algo": cfg.algo, "engine": cfg.engine, "seed": cfg.seed,
         "global_step": result.global_step, "episodes": result.episodes,
@@ -435,7 +584,3 @@ def train(
         "exact_env_state": trainer.exact_env_state,
     })
     return result
-
-
-def _raise_interrupt(signum, frame):  # SIGTERM -> the same path as Ctrl-C
-    raise KeyboardInterrupt

@@ -78,6 +78,8 @@ class MetricsLogger:
             self.tb.flush()
 
     def close(self) -> None:
+        if self._mf.closed:
+            return
         self.flush()
         self._mf.close()
         self._ef.close()

@@ -31,6 +31,7 @@ from rlexport.export import (
     write_golden,
 )
 from rlexport.artifact.golden import GoldenError
+from rlexport.runtime.onnx import provider_status
 from rlexport.validate import validate
 
 
@@ -251,12 +252,15 @@ def test_a_tampered_model_file_is_refused_by_its_digest(tmp_path):
 
 @pytest.mark.cuda
 def test_cuda_backends_run_when_there_is_a_gpu(tmp_path):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+    reason = "no CUDA device" if not torch.cuda.is_available() else provider_status("cuda")
+    if reason is not None:
+        pytest.skip(f"onnx-cuda cannot run here: {reason}")
     path = export_onnx(ToyEstimator(), estimator_example(), tmp_path / "e.onnx")
-    report = validate(path, backends=["onnx-cuda"])
-    assert report.passed or "onnx-cuda" in report.skipped
-    assert validate(ToyEstimator(), estimator_example(), backends=["eager-cuda"]).passed
+    report = validate(path, backends=["onnx-cuda", "pt2-cuda"])
+    assert not report.skipped and {r.backend for r in report.rows} == {"onnx-cuda", "pt2-cuda"}
+    assert report.passed, report.summary()
+    module_report = validate(ToyEstimator(), estimator_example(), backends=["eager-cuda"])
+    assert not module_report.skipped and module_report.passed, module_report.summary()
 
 
 # ---------------------------------------------------------------- golden format

@@ -1,6 +1,5 @@
 """Training loop: files, learning on CartPole, resume after an interruption or a kill, engines."""
 
-import csv
 import os
 import signal
 import subprocess
@@ -13,23 +12,8 @@ import torch
 
 from rlexport.train import TrainInterrupted, make_config, train
 from rlexport.train.checkpoint import load_checkpoint
-
-CKPT = "checkpoints/latest.safetensors"
-
-
-def _rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _same_checkpoints(a, b):
-    ta, ma = load_checkpoint(a / CKPT)
-    tb, mb = load_checkpoint(b / CKPT)
-    assert ma["global_step"] == mb["global_step"]
-    assert ma["rng_numpy"] == mb["rng_numpy"]
-    assert set(ta) == set(tb)
-    for k in ta:
-        assert torch.equal(ta[k], tb[k]), k
+from train_runs import CKPT, assert_same_checkpoints
+from train_runs import csv_rows as _rows
 
 
 def test_ppo_torch_learns_cartpole_and_writes_run_folder(tmp_path):
@@ -54,7 +38,7 @@ def test_resume_after_interruption_is_exact(tmp_path, short_kwargs):
     _, meta = load_checkpoint(b / CKPT)
     assert meta["global_step"] == 512
     train(resume=b)
-    _same_checkpoints(a, b)
+    assert_same_checkpoints(a, b)
     assert (a / "episodes.csv").read_text() == (b / "episodes.csv").read_text()
     ra, rb = _rows(a / "metrics.csv"), _rows(b / "metrics.csv")
     assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
@@ -83,7 +67,7 @@ def test_resume_after_sigkill(tmp_path):
     assert 0 < meta["global_step"] < kw["total_steps"]
     train(resume=b)
     train(make_config("a2c", "CartPole-v1", out=str(a), **kw))
-    _same_checkpoints(a, b)
+    assert_same_checkpoints(a, b)
     assert (a / "episodes.csv").read_text() == (b / "episodes.csv").read_text()
 
 
