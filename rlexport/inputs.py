@@ -9,8 +9,10 @@ expected, the shapes involved. Checks look only at names, shapes and dtypes (sta
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -106,6 +108,67 @@ def normalize_dim(owner: str, name: str, dim: int, ndim: int) -> int:
     if not -ndim <= dim < ndim:
         raise ValueError(f"{owner}: {name}={dim} is out of range for a tensor with {ndim} dims (shape rank {ndim})")
     return dim % ndim
+
+
+#: TorchRL's two names of the behaviour policy's log-prob: rlexport's (and the older TorchRL
+#: default) ``sample_log_prob``, and TorchRL 0.14.1's (and rlexport's actors') ``action_log_prob``.
+LOG_PROB_KEYS = ("sample_log_prob", "action_log_prob")
+
+
+def resolve_alias(owner: str, kwargs: dict[str, Any], name: str, alias: str) -> dict[str, Any]:
+    """``kwargs`` with ``alias`` renamed to ``name`` (a copy; ``kwargs`` itself when ``alias`` is
+    not given). Giving both is an :class:`InputError` naming them."""
+    if kwargs.get(alias) is None:
+        return kwargs
+    if kwargs.get(name) is not None:
+        raise InputError(
+            f"{owner}: got both {name!r} and {alias!r}, two names of the same input; give exactly one"
+        )
+    out = {k: v for k, v in kwargs.items() if k != alias}
+    out[name] = kwargs[alias]
+    return out
+
+
+def keyword_signature(impl: Callable[..., Any], names: Sequence[str]) -> Callable[..., Any]:
+    """A function calling ``impl(self, *args, **kwargs)`` whose ``inspect.signature`` is
+    ``(self, *, name_1=None, ...)``: what ``torch.export.export(module, (), kwargs=...,
+    dynamic_shapes={name: ...})`` and ``torch.onnx.export(..., dynamo=True)`` bind keyword
+    inputs and their dynamic shapes to (a ``**kwargs`` forward cannot be bound by name)."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return impl(self, *args, **kwargs)
+
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in names]
+    forward.__signature__ = inspect.Signature(params)
+    forward.__doc__ = impl.__doc__
+    return forward
+
+
+class KeywordForward:
+    """``forward`` as a descriptor: the instance's keyword call with an explicit per-configuration
+    signature (:func:`keyword_signature`). The owner class implements ``_keyword_call`` and
+    ``_forward_names()`` (the accepted keyword names) and ``_forward_token()`` (what those names
+    depend on; the generated function is rebuilt when it changes). Assigning ``module.forward``
+    (as tracers do while patching) overrides it on that instance until deleted."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        override = obj.__dict__.get("_forward_override")
+        if override is not None:
+            return override
+        token = obj._forward_token()
+        cached = obj.__dict__.get("_forward_function")
+        if cached is None or cached[0] != token:
+            cached = obj.__dict__["_forward_function"] = (token, keyword_signature(type(obj)._keyword_call, obj._forward_names()))
+        return types.MethodType(cached[1], obj)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["_forward_override"] = value
+
+    def __delete__(self, obj: Any) -> None:
+        obj.__dict__.pop("_forward_override", None)
 
 
 def check_option(

@@ -48,7 +48,7 @@ def call_loss(loss, td: TensorDictBase | Mapping) -> TensorDict:
     """Run ``loss`` on the entries of ``td`` and return TorchRL's output TensorDict."""
     if not isinstance(td, TensorDictBase):
         td = TensorDict(dict(td), batch_size=[])
-    kwargs = to_kwargs(td, loss.accepted_keys)
+    kwargs = to_kwargs(td, [*loss.accepted_keys, *getattr(loss, "input_aliases", {})])
     selected = getattr(loss, "_selected_out_keys", None)
     if selected is not None:
         wanted = list(selected)

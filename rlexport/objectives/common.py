@@ -25,7 +25,9 @@ import torch
 from torch import nn
 
 from rlexport.inputs import (
+    LOG_PROB_KEYS,
     InputError,
+    KeywordForward,
     check_action_dtype,
     check_keywords,
     check_network_dtype,
@@ -40,6 +42,7 @@ from rlexport.inputs import (
     next_key,
     next_or_current,
     parameter_dtype,
+    resolve_alias,
 )
 
 from rlexport.value import ESTIMATOR_CLASSES, ValueEstimators, default_value_kwargs
@@ -166,6 +169,21 @@ class LossModule(nn.Module):
                 value = getattr(self.default_keys(), key)
             flatten_key(value)  # validates the type
             setattr(self._tensor_keys, key, value)
+
+    @property
+    def input_aliases(self) -> dict[str, str]:
+        """``{alias: keyword}``: other names ``forward`` accepts for an input. With the default
+        log-prob key, TorchRL 0.14.1's ``action_log_prob`` (what rlexport's and TorchRL's actors
+        write) stands for ``sample_log_prob``; giving both is an error."""
+        if self._tensor_keys.sample_log_prob != LOG_PROB_KEYS[0]:
+            return {}
+        return {LOG_PROB_KEYS[1]: LOG_PROB_KEYS[0]}
+
+    def _resolve_aliases(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if LOG_PROB_KEYS[1] in kwargs:
+            for alias, name in self.input_aliases.items():
+                kwargs = resolve_alias(type(self).__name__, kwargs, name, alias)
+        return kwargs
 
     def _k(self, name: str) -> str:
         """The keyword name of tensor key ``name``."""
@@ -339,7 +357,15 @@ class LossModule(nn.Module):
         factor = const(value, tensor)
         return tensor * (-factor if negate else factor)
 
-    def forward(self, *args: Any, **kwargs: torch.Tensor):
+    forward = KeywordForward()
+
+    def _forward_names(self) -> list[str]:
+        return [*self.accepted_keys, *self.input_aliases]
+
+    def _forward_token(self) -> tuple:
+        return (tuple(vars(self._tensor_keys).values()), self._config_token(), getattr(self, "value_type", None))
+
+    def _keyword_call(self, *args: Any, **kwargs: torch.Tensor):
         """``loss(**tensors) -> tuple`` in ``out_keys`` order.
 
         A TensorDict given positionally is handled by :mod:`rlexport.tensordict` and gives a
@@ -354,6 +380,7 @@ class LossModule(nn.Module):
                 f"{type(self).__name__}.forward takes keyword tensors only (or one TensorDict); "
                 f"expected keywords: {self.accepted_keys}"
             )
+        kwargs = self._resolve_aliases(kwargs)
         plan = self._call_plan(kwargs)
         inputs = self._check_inputs(kwargs, plan)
         self._check_layout(inputs)
@@ -368,7 +395,7 @@ class LossModule(nn.Module):
 
     def compute_all(self, **kwargs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every available output as a dict, in TorchRL's TensorDict order (eager helper)."""
-        inputs = self._check_inputs(kwargs)
+        inputs = self._check_inputs(self._resolve_aliases(kwargs))
         self._check_layout(inputs)
         outputs = self._compute(inputs, frozenset(self._all_out_keys()))
         return {k: outputs[k] for k in self._all_out_keys() if k in outputs}

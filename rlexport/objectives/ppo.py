@@ -438,8 +438,10 @@ class KLPENPPOLoss(PPOLoss):
 
     def forward_and_update(self, **kwargs: torch.Tensor):
         """``forward`` then :meth:`update_beta` with its ``beta_next``: TorchRL's stateful behaviour."""
+        kwargs = self._resolve_aliases(kwargs)
         plan = self._call_plan(kwargs)
         inputs = self._check_inputs(kwargs, plan)
+        self._check_layout(inputs)
         outputs = self._compute(inputs, plan.wanted | {"beta_next"})
         self.update_beta(outputs["beta_next"])
         return tuple(outputs[k] for k in plan.out_keys)

@@ -37,7 +37,9 @@ import torch
 from torch import nn
 
 from rlexport.inputs import (
+    LOG_PROB_KEYS,
     InputDtypeError,
+    KeywordForward,
     check_keywords,
     check_network_dtype,
     check_not_empty,
@@ -49,6 +51,7 @@ from rlexport.inputs import (
     next_key,
     next_or_current,
     parameter_dtype,
+    resolve_alias,
 )
 from rlexport.value import functional as F
 from rlexport.value.scan import DEFAULT_MAX_STEPS
@@ -234,9 +237,21 @@ class ValueEstimatorBase(nn.Module):
         return value, next_value
 
     # -- call -------------------------------------------------------------------------------
-    def forward(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    forward = KeywordForward()
+
+    def _forward_names(self) -> list[str]:
+        names = self.in_keys + [k for k in self._optional_extra() if k not in self.in_keys]
+        return list(dict.fromkeys(names + [next_key(self._tensor_keys.terminated)]))
+
+    def _forward_token(self) -> tuple:
+        return (tuple(vars(self._tensor_keys).values()), self.value_network is None)
+
+    def _keyword_call(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``estimator(**tensors) -> (advantage, value_target)``, both ``[*batch, T, F]``."""
         owner = type(self).__name__
         k = self._tensor_keys
+        if k.sample_log_prob == LOG_PROB_KEYS[0] and LOG_PROB_KEYS[1] in inputs:
+            inputs = resolve_alias(owner, inputs, *LOG_PROB_KEYS)  # TorchRL 0.14.1's name
         value_keys = [k.value, next_key(k.value)]
         required = [next_key(k.reward), next_key(k.done)] + list(self._required_extra())
         optional = [next_key(k.terminated)] + value_keys + self._net_keys() + [next_key(x) for x in self._net_keys()]

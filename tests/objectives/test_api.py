@@ -245,9 +245,10 @@ def test_log_prob_requiring_grad_raises(nets, data):
 @pytest.mark.parametrize(
     "key,shape,match",
     [
-        ("advantage", (6,), r"'advantage' has shape \[6\] but .* has shape \[6, 1\]"),
-        ("sample_log_prob", (6, 1), r"'sample_log_prob' has shape \[6, 1\] but .* has shape \[6\]"),
-        ("value_target", (6, 2), r"'state_value \(critic output\)' has shape \[6, 1\] but 'value_target' has shape \[6, 2\]"),
+        ("advantage", (6,), r"'advantage' has shape \[6\]; expected \[\*batch, 1\]"),
+        ("sample_log_prob", (6, 1), r"'sample_log_prob' has shape \[6, 1\] but 'advantage' has shape \[6, 1\]; expected 'sample_log_prob' to be \[\*batch\]"),
+        ("value_target", (6, 2), r"'value_target' has shape \[6, 2\]; expected \[\*batch, 1\]"),
+        ("value_target", (5, 1), r"'value_target' has shape \[5, 1\] but 'advantage' has shape \[6, 1\]"),
     ],
 )
 def test_shape_mismatch_names_both_shapes(nets, data, key, shape, match):

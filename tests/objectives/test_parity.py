@@ -234,3 +234,44 @@ def test_nan_next_observation_at_terminated_steps_matches_torchrl(loss_name):
     for k, v in mine.items():
         assert torch.isfinite(v).all(), k
     compare(mine, theirs, nets.params(), torch.float32)
+
+
+@pytest.mark.parametrize("loss_name", ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"])
+def test_torchrl_default_log_prob_key_without_set_keys(loss_name):
+    """TorchRL 0.14.1 reads ``action_log_prob`` by default (what its actors and ours write);
+    ours takes it too, without ``set_keys``: the same values and gradients as TorchRL's."""
+    import torchrl.objectives as tro
+
+    from rlexport.tensordict import call_loss
+
+    nets = Nets("normal", torch.float32)
+    tl_actor, tl_critic = nets.torchrl()
+    opts = {"increment": 1.0, "decrement": 1.0} if loss_name == "KLPENPPOLoss" else {}  # beta fixed: see above
+    tl = getattr(tro, loss_name)(tl_actor, tl_critic, **opts)
+    ours = getattr(ro, loss_name)(nets.actor, nets.critic, **opts)
+    assert tl.tensor_keys.sample_log_prob == "action_log_prob"
+    data = make_data(nets, (6,), with_targets=True)
+    td = to_td(data, (6,), log_prob_key="action_log_prob")
+    theirs = tl(td.clone())
+    mine = call_loss(ours, td.clone())
+    compare(dict(mine.items()), theirs, nets.params(), torch.float32)
+    canonical = {k: v for k, v in data.items() if k in ours.accepted_keys}
+    alias = {("action_log_prob" if k == "sample_log_prob" else k): v for k, v in canonical.items()}
+    for a, b in zip(ours(**alias), ours(**canonical)):
+        assert torch.equal(a, b)
+
+
+def test_both_log_prob_keys_is_an_error_and_set_keys_turns_the_alias_off():
+    from rlexport.inputs import InputError
+
+    nets = Nets("categorical", torch.float32)
+    loss = ro.ClipPPOLoss(nets.actor, nets.critic)
+    data = {k: v for k, v in make_data(nets, (4,)).items() if k in loss.accepted_keys and not k.startswith("next_")}
+    with pytest.raises(InputError, match="got both 'sample_log_prob' and 'action_log_prob'"):
+        loss(**data, action_log_prob=data["sample_log_prob"])
+    loss.set_keys(sample_log_prob="my_log_prob")
+    assert loss.input_aliases == {}
+    data["my_log_prob"] = data.pop("sample_log_prob")
+    loss(**data)
+    with pytest.raises(TypeError, match="unknown input 'action_log_prob'"):
+        loss(**data, action_log_prob=data["my_log_prob"])

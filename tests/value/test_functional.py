@@ -204,7 +204,7 @@ def test_bad_inputs():
         O.generalized_advantage_estimate(0.9, 0.9, v, nv, r, done.double(), term)
     with pytest.raises(TypeError, match="'terminated' must be a bool tensor"):
         O.td0_return_estimate(0.9, nv, r, term.float())
-    with pytest.raises(ValueError, match=r"gamma=nan is out of range; expected a finite value in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"gamma=nan is out of range; expected a finite value in \[0.0, 1.0\]"):
         O.generalized_advantage_estimate(float("nan"), 0.9, v, nv, r, done, term)
     # a tensor's values are not checked (data-dependent): non-finite in, non-finite out
     assert not torch.isfinite(O.td_lambda_return_estimate(0.9, torch.tensor(float("inf")), nv, r, done, term)).all()

@@ -25,16 +25,13 @@ ONNX_CASES = [("gae", torch.float32), ("gae", torch.float64), ("td0", torch.floa
 
 
 def _check_runner(run, est, make_inputs, *, exact=False):
-    """ONNX Runtime within TOL's "onnx" row; a torch.export program (``exact``) bit for bit (the
-    traced scan's extra steps add exact zeros)."""
+    """ONNX Runtime within TOL's "onnx" row; a loaded torch.export artifact (``exact``) within the
+    float64 "loop" row (rounding only)."""
     for b, t in SIZES:
         inputs = make_inputs(b, t)
         got = run({k: v.numpy() for k, v in inputs.items()})
         for name, want in zip(("advantage", "value_target"), est(**inputs)):
-            if exact:
-                assert torch.equal(torch.from_numpy(got[name]), want), (name, b, t)
-            else:
-                assert_close(torch.from_numpy(got[name]), want, "onnx", f"{name} at [{b}, {t}]")
+            assert_close(torch.from_numpy(got[name]), want, "loop" if exact else "onnx", f"{name} at [{b}, {t}]")
 
 
 @pytest.mark.parametrize("name,dtype", ONNX_CASES)

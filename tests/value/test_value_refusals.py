@@ -8,6 +8,7 @@ from torch import nn
 
 import rlexport.value.functional as O
 from rlexport.inputs import InputDtypeError, InputError
+from rlexport.modules import ValueOperator
 from rlexport.value import GAE, TD0Estimator, TD1Estimator, TDLambdaEstimator, VTrace
 
 
@@ -42,19 +43,8 @@ def test_time_dims_that_differ_are_refused():
         GAE(gamma=0.9, lmbda=0.9)(**inputs)
 
 
-class _Value(nn.Module):
-    in_keys = ["observation"]
-
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(3, 1)
-
-    def forward(self, observation):
-        return self.lin(observation)
-
-
 def test_value_network_dtype_is_checked_before_it_runs():
-    est = GAE(gamma=0.9, lmbda=0.9, value_network=_Value())
+    est = GAE(gamma=0.9, lmbda=0.9, value_network=ValueOperator(nn.Linear(3, 1)))
     obs = torch.zeros(2, 5, 3, dtype=torch.float64)
     flags = torch.zeros(2, 5, 1, dtype=torch.bool)
     with pytest.raises(InputDtypeError, match=r"GAE: input 'observation' has dtype torch.float64 but the network's parameters are torch.float32"):
