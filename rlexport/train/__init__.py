@@ -6,21 +6,11 @@ plot a learning curve and end with exported, validated artifacts. See ``rlexport
 """
 
 from .config import ALGOS, ENGINES, TrainConfig, make_config
+from .demo import run_demo
+from .evaluation import evaluate
 from .loop import TrainError, TrainInterrupted, TrainResult, train
 
 __all__ = [
     "ALGOS", "ENGINES", "TrainConfig", "make_config", "train", "TrainError", "TrainInterrupted", "TrainResult",
     "evaluate", "run_demo",
 ]
-
-
-def evaluate(*args, **kwargs):
-    from .evaluation import evaluate as _evaluate
-
-    return _evaluate(*args, **kwargs)
-
-
-def run_demo(*args, **kwargs):
-    from .demo import run_demo as _run_demo
-
-    return _run_demo(*args, **kwargs)

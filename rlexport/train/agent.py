@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import gymnasium as gym
 from rlexport.modules import Categorical, IndependentNormal, ProbabilisticActor, TanhNormal, ValueOperator, mlp
 
 
@@ -46,7 +47,6 @@ class AgentSpec:
     """What the rest of training needs to know about the action space."""
 
     def __init__(self, obs_dim: int, action_space, box_distribution: str):
-        import gymnasium as gym
 
         self.obs_dim = obs_dim
         if isinstance(action_space, gym.spaces.Discrete):

@@ -20,12 +20,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
+
+from rlexport.artifact.paths import sidecar_paths
+from rlexport.export import export_onnx
+from rlexport.validate import validate, validate_train_step
 
 from .agent import DeterministicPolicy
 from .engines import export_train_step_graph
@@ -43,8 +49,6 @@ def deploy_policy(trainer) -> DeterministicPolicy:
 
 def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     """Export policy, loss and train step; validate; write ``validation.json``."""
-    from rlexport.export import export_onnx
-    from rlexport.validate import validate, validate_train_step
 
     cfg = trainer.cfg
     out = Path(run_dir) / "artifacts"
@@ -101,9 +105,7 @@ def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
 
 def _copy_artifact(src: Path, dest: Path) -> None:
     """Copy ``X.onnx`` with ``X.json`` and ``X.golden/`` (same base name: the sidecars name it)."""
-    import shutil
 
-    from rlexport.artifact.paths import sidecar_paths
 
     if src.name != dest.name:
         raise ValueError(f"_copy_artifact: {src.name} and {dest.name} differ; the sidecars name the artifact")
@@ -118,7 +120,6 @@ def _copy_artifact(src: Path, dest: Path) -> None:
 
 def _raw_obs_example(trainer) -> np.ndarray:
     """A handful of real raw observations (from a fresh env) for the policy's golden sample."""
-    import gymnasium as gym
 
     env = gym.make(trainer.cfg.env_id)
     obs = []

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from safetensors import safe_open
 
 FORMAT = "rlexport-train-checkpoint"
 PREVIOUS_NAME = "previous.safetensors"
@@ -86,7 +87,6 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}

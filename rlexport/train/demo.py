@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import TrainConfig, make_config
+from .loop import train
 
 DEMO_STEPS = 50_000
 DEMO_ENGINE = "onnx"
@@ -27,6 +28,5 @@ def demo_config(out_dir: str | Path | None = None, engine: str = DEMO_ENGINE, to
 def run_demo(out_dir: str | Path | None = None, *, engine: str = DEMO_ENGINE, total_steps: int = DEMO_STEPS,
              on_update=None):
     """Train, export and validate; returns the ``TrainResult`` (``.validation_passed``)."""
-    from .loop import train
 
     return train(demo_config(out_dir, engine, total_steps), on_update=on_update)

@@ -23,6 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
+import rlexport.objectives as objectives
+from rlexport.export import export_onnx
+from rlexport.export.train_step import export_train_step
+from rlexport.runtime.onnx import make_session
+from rlexport.runtime.trainer import OnnxTrainer
+from rlexport.value import GAE
+
 from .agent import AgentSpec, Sampler
 from .config import TrainConfig
 
@@ -33,7 +40,6 @@ def loss_total(out_keys, outputs) -> torch.Tensor:
 
 
 def build_loss(cfg: TrainConfig, actor: nn.Module, critic: nn.Module) -> nn.Module:
-    import rlexport.objectives as objectives
 
     entropy_bonus = cfg.ent_coef > 0
     if cfg.algo == "ppo":
@@ -91,7 +97,6 @@ class GaeModule(nn.Module):
     IN_KEYS = ("observation", "next_observation", "next_reward", "next_done", "next_terminated")
 
     def __init__(self, critic: nn.Module, gamma: float, lmbda: float):
-        from rlexport.value import GAE
 
         super().__init__()
         self.critic_network = critic  # parameter names match the loss's
@@ -192,7 +197,6 @@ def export_train_step_graph(loss: nn.Module, example: Mapping[str, np.ndarray], 
     """The train-step graph (loss + gradients + clip + Adam, dynamic batch) with its golden sample
     (from ``loss``'s current parameters, a fresh Adam state), verified in ONNX Runtime by
     ``export_train_step``. The ONNX engine runs it; both engines ship it as the final artifact."""
-    from rlexport.export.train_step import export_train_step
 
     ex = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in example.items()}
     export_train_step(loss, ex, path, optimizer="adam", hyperparams=train_step_hyperparams(cfg, cfg.learning_rate),
@@ -245,7 +249,6 @@ class _OrtGraph:
     fixed by construction (checked once, at export)."""
 
     def __init__(self, path: Path, state_names: Mapping[str, str]):
-        from rlexport.runtime.onnx import make_session
 
         self.sess = make_session(path, "cpu", threads=1)
         self.input_names = [i.name for i in self.sess.get_inputs()]
@@ -272,7 +275,6 @@ class _OrtGraph:
 def export_param_graph(module: nn.Module, example: Mapping[str, np.ndarray], path: Path) -> WithParams:
     """``module`` with its parameters as inputs, exported by ``rlexport.export.export_onnx`` (static
     shapes; ``X.json`` + golden sample, verified in ONNX Runtime)."""
-    from rlexport.export import export_onnx
 
     wrapper = WithParams(module).eval()
     ex = {**wrapper.example_params(), **{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in example.items()}}
@@ -295,7 +297,6 @@ class OnnxEngine:
 
     def __init__(self, cfg: TrainConfig, spec: AgentSpec, actor: nn.Module, critic: nn.Module, graph_dir: Path,
                  example_rollout: Mapping[str, np.ndarray], example_minibatch: Mapping[str, np.ndarray]):
-        from rlexport.runtime.trainer import OnnxTrainer
 
         self.cfg, self.spec = cfg, spec
         self.loss = build_loss(cfg, actor, critic)

@@ -12,8 +12,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
+
+from rlexport.runtime.onnx import make_session
+
+from .agent import AgentSpec, DeterministicPolicy, build_agent
+from .checkpoint import CheckpointError, load_run_checkpoint
+from .config import TrainConfig
+from .envs import ObsNormalizer, describe_spaces
+from .loop import CHECKPOINT, TrainError
 
 BACKENDS = ("torch", "onnx")
 
@@ -36,10 +45,6 @@ class EvalResult:
 
 
 def _torch_policy(run: Path, cfg):
-    from .agent import AgentSpec, DeterministicPolicy, build_agent
-    from .checkpoint import CheckpointError, load_run_checkpoint
-    from .envs import ObsNormalizer, describe_spaces
-    from .loop import CHECKPOINT, TrainError
 
     try:
         tensors, _ = load_run_checkpoint(run / CHECKPOINT)  # the previous one if the latest is damaged
@@ -70,9 +75,7 @@ def _torch_policy(run: Path, cfg):
 
 
 def _onnx_policy(run: Path):
-    from rlexport.runtime.onnx import make_session
 
-    from .loop import TrainError
 
     path = run / "artifacts" / "policy.onnx"
     if not path.is_file():
@@ -87,10 +90,7 @@ def _onnx_policy(run: Path):
 
 
 def evaluate(run: str | Path, episodes: int = 10, backend: str = "onnx", seed: int | None = None) -> EvalResult:
-    import gymnasium as gym
 
-    from .config import TrainConfig
-    from .loop import TrainError
 
     run = Path(run)
     if backend not in BACKENDS:

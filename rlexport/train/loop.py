@@ -37,7 +37,9 @@ import torch
 
 from .agent import AgentSpec, build_agent
 from .checkpoint import CheckpointError, load_run_checkpoint, remove_stale_temp_files, save_checkpoint
+from .artifacts import export_run_artifacts
 from .config import TrainConfig
+from .engines import OnnxEngine, TorchEngine
 from .envs import (EnvError, ObsNormalizer, RewardScaler, describe_spaces, make_vec_env, resolve_vector_env, restore_vec,
                    snapshot_vec)
 from .lock import LOCK_NAME, RunFolderBusy, RunFolderLock
@@ -182,7 +184,6 @@ class Trainer:
 
     # -- construction ------------------------------------------------------------------------
     def _make_engine(self):
-        from .engines import OnnxEngine, TorchEngine
 
         if self.cfg.engine == "torch":
             return TorchEngine(self.cfg, self.spec, self.actor, self.critic)
@@ -565,7 +566,6 @@ def _run_loop(cfg, trainer, run_dir, resumed, interrupts, on_update, stop_after_
             steps_per_s=(trainer.global_step - start_step) / max(elapsed, 1e-9), episodes=trainer.episodes,
         )
         if cfg.export_artifacts:
-            from .artifacts import export_run_artifacts
 
             result.artifacts, result.validation_passed = export_run_artifacts(trainer, run_dir)
     except KeyboardInterrupt as err:

@@ -10,6 +10,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 METRIC_FIELDS = [
     "update", "global_step", "time_s", "steps_per_s", "learning_rate", "episodes", "mean_return_20",
     "mean_length_20", "loss", "loss_objective", "loss_critic", "loss_entropy", "entropy",
@@ -51,7 +53,7 @@ class MetricsLogger:
             self._ew.writeheader()
         self.tb = None
         if tensorboard:
-            try:
+            try:  # optional: tensorboard is not a dependency of rlexport
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
@@ -97,11 +99,11 @@ def read_episodes(run_dir: Path) -> list[tuple[int, float]]:
 
 def plot_learning_curve(run_dir: Path, title: str = "", window: int = 20) -> Path | None:
     """``learning_curve.png``: episodic returns and their running mean over ``window`` episodes."""
+    # lazy: matplotlib costs ~1 s to import and only the end of a run draws
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
-    import numpy as np
 
     eps = read_episodes(run_dir)
     out = Path(run_dir) / "learning_curve.png"
