@@ -86,10 +86,7 @@ CONTEXT = {
     "from rlexport.export import export_grad, export_train_step": "example = batch",
 }
 # Known breakage, strictly expected to fail until the named fix lands (then delete the entry).
-XFAIL: dict[str, str] = {
-    "names:from rlexport.export import export_grad, export_train_step":
-        "the snippet loops over `batches`, which the README never defines (issue 13)",
-}
+XFAIL: dict[str, str] = {}
 # Long commands run with small sizes: (pattern, replacement) applied to each bash line.
 SMALL_SIZES = [(re.compile(r"--total-steps \d+"), "--total-steps 1024")]
 STATE_LINES = ("source ", "cd ", "export ")  # replayed before every later line of the block
