@@ -1,10 +1,7 @@
-"""Each distribution's log_prob + entropy exports (torch.export, dynamic batch; ONNX via dynamo)
-and runs in onnxruntime's CPU provider in float32 and float64, matching eager."""
+"""Each distribution's log_prob + entropy exports through ``rlexport.export`` (program, dynamic
+batch; ONNX via dynamo), passes ``validate``, and runs in onnxruntime's CPU provider in float32 and float64, matching eager."""
 
 from __future__ import annotations
-
-import io
-import warnings
 
 import onnx
 import onnxruntime as ort
@@ -12,7 +9,6 @@ import pytest
 import torch
 from helpers import assert_close
 from torch import nn
-from torch.export import Dim
 
 
 from rlexport.modules import (
@@ -24,6 +20,8 @@ from rlexport.modules import (
     ProbabilisticActor,
     TanhNormal,
 )
+from rlexport.export import export_onnx, export_program
+from rlexport.validate import validate
 
 N = 3
 
@@ -93,8 +91,8 @@ MODULES = {
 }
 
 
-def _run_ort(model_bytes, args):
-    sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+def _run_ort(model, args):
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     feeds = {i.name: a.numpy() for i, a in zip(sess.get_inputs(), args)}
     return sess.run(None, feeds)
 
@@ -178,20 +176,44 @@ def _both_inputs(batch, seed):
     return _all_inputs(batch, torch.float32, seed) + _all_inputs(batch, torch.float64, seed)
 
 
-def test_distributions_and_actor_export():
-    """torch.export with a dynamic batch, then ONNX (dynamo) in onnxruntime's CPU provider, float32
-    and float64, at another batch size than the example's.
+class Keyword(nn.Module):
+    """``BothDtypes`` called with keyword tensors ``x0, x1, ...`` (what ``rlexport.export``
+    takes), its outputs named ``f32_categorical_log_prob``, ..."""
+
+    def __init__(self):
+        super().__init__()
+        self.both = BothDtypes()
+        self.out_keys = [f"{p}_{n.replace('.', '_')}" for p in ("f32", "f64") for n in NAMES]
+
+    def forward(self, **inputs):
+        return self.both(*inputs.values())
+
+
+def _named(args):
+    return {f"x{i}": a for i, a in enumerate(args)}
+
+
+def test_distributions_and_actor_export(tmp_path):
+    """``rlexport.export`` with a dynamic batch: the program matches eager bit for bit, the ONNX
+    artifact (dynamo) passes ``validate`` and runs in onnxruntime's CPU provider in float32 and
+    float64 at another batch size than the example's.
 
     Note: the actor's log-prob is that of its own (tanh-squashed) action through the inverse
     ``atanh``; with saturated actions this round trip is ill-conditioned and runtimes differ
     (TorchRL's reason for ``rsample_and_log_prob``). Weights are kept moderate here.
     """
-    module = BothDtypes()
-    args = _both_inputs(4, 0)
-    batch = Dim("batch", min=2, max=1024)
-    ep = torch.export.export(module, args, dynamic_shapes=(tuple({0: batch} for _ in args),))
+    module = Keyword()
+    # The artifact's golden sample (rows of its example, float64 eager reference) keeps the
+    # TanhNormal values off the bound, where float32 and float64 log-probs part; the bound itself
+    # is checked below in ORT against float32 eager, at batch 7.
+    example = _named(_both_inputs(4, 0))
+    for prefix in (0, len(example) // 2):
+        tanh_value = f"x{prefix + ARITY['categorical'] + ARITY['onehot'] + ARITY['normal'] + 2}"
+        example[tanh_value] = example[tanh_value].clamp(-1.5, 2.5)
+    dynamic = {k: {0: "batch"} for k in example}
+    ep = export_program(module, example, dynamic=dynamic)
     other = _both_inputs(7, 1)
-    eager = module(*other)
+    eager = module(**_named(other))
     names = [f"f32/{n}" for n in NAMES] + [f"f64/{n}" for n in NAMES]
     assert len(eager) == len(names)
     for name, e, x in zip(names, eager, ep.module()(*other)):
@@ -200,17 +222,14 @@ def test_distributions_and_actor_export():
         lp = eager[names.index(f"{prefix}/tanh.log_prob")]
         assert torch.isfinite(lp).all()  # a value exactly at the bound is clamped, as TorchRL
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        onnx_prog = torch.onnx.export(ep, dynamo=True, verbose=False)
-    buf = io.BytesIO()
-    onnx_prog.save(buf)
-    model_bytes = buf.getvalue()
-    model = onnx.load_from_string(model_bytes)
+    path = export_onnx(module, example, tmp_path / "dists.onnx", dynamic=dynamic)
+    report = validate(path)
+    assert report.passed, report.rows
+    model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     ops = {n.op_type for n in model.graph.node}
     assert not ops & {"Softplus", "Atanh", "RandomNormal", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
-    got = _run_ort(model_bytes, other)
+    got = _run_ort(str(path), other)
     k = len(NAMES)
     _compare(got[:k], eager[:k], torch.float32, NAMES)
     _compare(got[k:], eager[k:], torch.float64, NAMES)

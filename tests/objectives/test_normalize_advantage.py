@@ -1,7 +1,7 @@
 """``normalize_advantage``: TorchRL's rule (standardise only when the advantage has more than one
 element, counted over every dim whatever ``normalize_advantage_exclude_dims``) in eager against
-TorchRL 0.14.1 at batch 1 and larger, and in-graph with a dynamic batch (torch.export program
-and ONNX Runtime at batch 1, 7, 64 against eager)."""
+TorchRL 0.14.1 at batch 1 and larger, and in-graph with a dynamic batch (``rlexport.export`` program
+and ONNX artifact, validated, then ONNX Runtime at batch 1, 7, 64 against eager)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import torch
 
 import rlexport.objectives as ro
 from helpers import Nets, assert_close, compare, make_data, quiet
+from rlexport.export import export_program
+from test_objectives_export import _dynamic, _export_checked
 from test_parity import run_pair
 
 quiet()
@@ -52,25 +54,12 @@ def test_batch_one_is_not_standardised():
             assert torch.equal(a, b) == same, (name, shape)
 
 
-def _export(loss, example):
-    """torch.export with the batch dim of every input dynamic (min 1: batch 1 is legal)."""
-    from test_objectives_export import Positional
-
-    names = list(example)
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    dims = loss.dynamic_dims(example)
-    shapes = tuple({d: batch for d, lbl in dims.get(n, {}).items() if lbl == "batch"} or None for n in names)
-    return torch.export.export(Positional(loss, names).eval(), tuple(example.values()), dynamic_shapes=(shapes,), strict=False)
-
-
 @pytest.mark.parametrize("loss_name,kind,opts,tail", [
     ("ClipPPOLoss", "normal", {"normalize_advantage": True, "clip_value": 0.2}, ()),
     ("A2CLoss", "categorical", {"normalize_advantage": True}, ()),
     ("PPOLoss", "tanh", {"normalize_advantage": True, "normalize_advantage_exclude_dims": (0,)}, (3,)),
 ])
 def test_onnx_dynamic_batch_matches_eager_at_batch_1(loss_name, kind, opts, tail, tmp_path):
-    import onnxruntime as ort
-
     nets = Nets(kind)
     loss = getattr(ro, loss_name)(nets.actor, nets.critic, **opts)
 
@@ -82,11 +71,9 @@ def test_onnx_dynamic_batch_matches_eager_at_batch_1(loss_name, kind, opts, tail
         return {k: v for k, v in data.items() if k in loss.accepted_keys}
 
     ex = example(8, 1)
-    names = list(ex)
-    ep = _export(loss, ex)
-    path = tmp_path / "loss.onnx"
-    torch.onnx.export(ep, tuple(ex.values()), dynamo=True, input_names=names, output_names=list(loss.out_keys)).save(str(path))
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    dynamic = _dynamic(loss, ex, ("time",))  # the batch dim of every input (batch 1 is legal)
+    ep = export_program(loss, ex, dynamic=dynamic)
+    sess = _export_checked(loss, ex, tmp_path / "loss.onnx", dynamic=dynamic)
     assert isinstance(sess.get_inputs()[0].shape[0], str), "batch must be dynamic"
     for b in (1, 7, 64):
         other = example(b, 10 + b)

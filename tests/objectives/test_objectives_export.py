@@ -1,28 +1,20 @@
-"""Every loss exports with ``torch.export`` and to ONNX (``dynamo=True``) with a dynamic batch,
-and the artifacts match eager at other batch sizes (ONNX Runtime, CPU provider)."""
+"""Every loss exports through ``rlexport.export`` (``torch.export`` program, ONNX via dynamo) with
+a dynamic batch; the written artifacts pass ``validate`` against their golden sample, and match
+eager at other batch sizes (program: bit for bit; ONNX Runtime, CPU provider: the table's
+tolerance)."""
 
 from __future__ import annotations
 
+import onnxruntime as ort
 import pytest
 import torch
-from torch import nn
 
 import rlexport.objectives as ro
 from helpers import Nets, assert_close, make_data, quiet
+from rlexport.export import export_onnx, export_program
+from rlexport.validate import validate
 
 quiet()
-
-
-class Positional(nn.Module):
-    """``forward(*tensors)`` in ``names`` order -> ``loss(**dict(zip(names, tensors)))``."""
-
-    def __init__(self, loss, names):
-        super().__init__()
-        self.loss = loss
-        self.names = list(names)
-
-    def forward(self, *tensors):
-        return self.loss(**dict(zip(self.names, tensors)))
 
 
 def _example(loss, nets, shape, seed, ingraph=False):
@@ -36,19 +28,19 @@ def _example(loss, nets, shape, seed, ingraph=False):
     return {k: v for k, v in data.items() if k in loss.accepted_keys}
 
 
-def _dynamic_shapes(loss, example, static=()):
-    dims = loss.dynamic_dims(example)
-    syms = {}
-    shapes = []
-    for name in example:
-        spec = {}
-        for d, label in dims.get(name, {}).items():
-            if label in static:
-                continue
-            syms.setdefault(label, torch.export.Dim(label, min=2, max=1 << 20))
-            spec[d] = syms[label]
-        shapes.append(spec or None)
-    return (tuple(shapes),)  # forward(*tensors): one var-positional argument
+def _dynamic(loss, example, static=()):
+    """The loss's own ``{input: {dim: label}}`` declaration without the ``static`` labels."""
+    dims = {k: {d: lbl for d, lbl in spec.items() if lbl not in static} for k, spec in loss.dynamic_dims(example).items()}
+    return {k: spec for k, spec in dims.items() if spec}
+
+
+def _export_checked(loss, example, path, dynamic=True, dtype=None):
+    """``export_onnx`` (verifies itself at other batch sizes) then ``validate`` on the file; an
+    ONNX Runtime session on the written file."""
+    path = export_onnx(loss, example, path, dynamic=dynamic, dtype=dtype)
+    report = validate(path)
+    assert report.passed, report.rows
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
 CASES = [  # each loss, each distribution family, [B] and [B, T], advantage given and in-graph
@@ -66,19 +58,14 @@ CASES = [  # each loss, each distribution family, [B] and [B, T], advantage give
 ]
 
 
-
 @pytest.mark.parametrize("loss_name,kind,opts,shape,ingraph", CASES, ids=[f"{c[0]}-{c[1]}-{'ingraph' if c[4] else 'adv'}" for c in CASES])
-def test_torch_export_and_onnx_dynamic_batch(loss_name, kind, opts, shape, ingraph, tmp_path):
-    import onnx
-    import onnxruntime as ort
-
+def test_export_and_onnx_dynamic_batch(loss_name, kind, opts, shape, ingraph, tmp_path):
     nets = Nets(kind, shared=opts.get("separate_losses", False))
     loss = getattr(ro, loss_name)(nets.actor, nets.critic, **opts)
     example = _example(loss, nets, shape, seed=1, ingraph=ingraph)
     names = list(example)
-    module = Positional(loss, names).eval()
-    static = ("time",) if ingraph else ()
-    ep = torch.export.export(module, tuple(example.values()), dynamic_shapes=_dynamic_shapes(loss, example, static), strict=False)
+    dynamic = _dynamic(loss, example, ("time",) if ingraph else ())
+    ep = export_program(loss, example, dynamic=dynamic)
 
     # other batch sizes (and horizons, with the advantage given) through the program and ORT
     other_shape = tuple(s + 3 for s in shape) if not ingraph else (shape[0] + 3, *shape[1:])
@@ -88,11 +75,7 @@ def test_torch_export_and_onnx_dynamic_batch(loss_name, kind, opts, shape, ingra
     for k, a, b in zip(loss.out_keys, got, eager):
         assert torch.equal(a, b), k  # the same ops as eager
 
-    path = tmp_path / "loss.onnx"
-    onnx_program = torch.onnx.export(ep, tuple(example.values()), dynamo=True, input_names=names, output_names=list(loss.out_keys))
-    onnx_program.save(str(path))
-    onnx.checker.check_model(str(path), full_check=True)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = _export_checked(loss, example, tmp_path / "loss.onnx", dynamic=dynamic)
     assert [i.name for i in sess.get_inputs()] == names
     assert [o.name for o in sess.get_outputs()] == list(loss.out_keys)
     res = sess.run(None, {k: v.numpy() for k, v in other.items()})
@@ -102,20 +85,16 @@ def test_torch_export_and_onnx_dynamic_batch(loss_name, kind, opts, shape, ingra
 
 def test_onnx_float64_exact(tmp_path):
     """Constants follow the input dtype: a float64 graph matches float64 eager to ~1e-12."""
-    import onnxruntime as ort
-
     nets = Nets("normal", dtype=torch.float64)
     loss = ro.ClipPPOLoss(nets.actor, nets.critic, clip_value=0.1, entropy_coeff=0.01, normalize_advantage=True)
     example = _example(loss, nets, (8,), seed=1)
-    names = list(example)
-    ep = torch.export.export(Positional(loss, names), tuple(example.values()), dynamic_shapes=_dynamic_shapes(loss, example), strict=False)
-    path = tmp_path / "loss64.onnx"
-    torch.onnx.export(ep, tuple(example.values()), dynamo=True, input_names=names, output_names=list(loss.out_keys)).save(str(path))
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = _export_checked(loss, example, tmp_path / "loss64.onnx", dtype="float64")
+    assert all(i.type == "tensor(double)" for i in sess.get_inputs() if example[i.name].is_floating_point())
     other = _example(loss, nets, (11,), seed=3)
     eager = loss(**other)
     res = sess.run(None, {k: v.numpy() for k, v in other.items()})
     for k, a, b in zip(loss.out_keys, res, eager):
+        assert a.dtype == b.detach().numpy().dtype, k
         assert_close(torch.from_numpy(a), b.detach(), "onnx", k)
 
 
