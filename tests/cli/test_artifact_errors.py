@@ -58,3 +58,25 @@ def test_golden_beyond_the_tolerance_cap_exits_2(run_cli, artifact):
     reseal(artifact)
     assert "sha256" in json.loads(meta_path.read_text())
     one_error_line(*run_cli("validate", artifact), "atol=5.0 must be finite, >= 0 and <= 1.0")
+
+
+def _rename_case_input(artifact, case_index, old, new):
+    index = artifact.parent / "a.golden" / "index.json"
+    data = json.loads(index.read_text())
+    inputs = data["cases"][case_index]["inputs"]
+    if new is not None:
+        inputs[new] = inputs[old]
+    del inputs[old]
+    index.write_text(json.dumps(data))
+    reseal(artifact)
+    return data["cases"][case_index]["name"]
+
+
+def test_golden_case_with_an_input_the_graph_lacks_exits_2(run_cli, artifact):
+    case = _rename_case_input(artifact, 1, "x", "observation")
+    one_error_line(*run_cli("validate", artifact), f"case '{case}' gives input 'observation'")
+
+
+def test_golden_case_without_an_input_the_graph_needs_exits_2(run_cli, artifact):
+    case = _rename_case_input(artifact, 2, "x", None)
+    one_error_line(*run_cli("validate", artifact), f"case '{case}' lacks input 'x'")
