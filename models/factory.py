@@ -338,7 +338,7 @@ def build_module(spec: BuildSpec) -> Built:
     example = complete_loss_example(module, actor, example, seed=spec.seed)
     example = {k: v for k, v in example.items() if k not in drop}
     # only what this configuration reads: required inputs, the advantage and the noise inputs
-    keep = set(module._required_inputs(example)) | {"advantage", "entropy_noise", "kl_noise"}
+    keep = set(module._required_inputs(example)) | {"advantage", "entropy_noise", "kl_noise", "beta"}
     example = {k: v for k, v in example.items() if k in keep}
     return Built(module, _select(example, module), spec, networks)
 
@@ -347,7 +347,7 @@ def complete_loss_example(module: nn.Module, actor: nn.Module, example: dict[str
     """Make a preset's example fit a loss: rename the log-prob key to the loss's, add the old
     policy's distribution parameters a KL loss needs (the actor's, slightly perturbed), and the
     Monte-Carlo noise inputs (``entropy_noise``, ``kl_noise``) when the distribution has no
-    closed form, so that the exported graph is deterministic."""
+    closed form, so that the exported graph is deterministic, and KL-PPO's 0-d ``beta`` input."""
     example = dict(example)
     accepted = [flatten_key(k) for k in getattr(module, "accepted_keys", [])]
     log_prob_in = next((k for k in accepted if k.endswith("log_prob")), None)
@@ -381,6 +381,10 @@ def complete_loss_example(module: nn.Module, actor: nn.Module, example: dict[str
         except NotImplementedError:
             n = int(getattr(module, "samples_mc_kl", 1))
             example["kl_noise"] = torch.randn((n, *action.shape), generator=gen, dtype=action.dtype)
+    beta = getattr(module, "beta", None)
+    if "beta" in getattr(module, "in_keys", []) and "beta" not in example and obs_keys:
+        # KL-PPO's β is an input of the graph (0-d, the module's current value), β_next an output
+        example["beta"] = beta.detach().to(next(iter(obs_keys.values())).dtype).reshape(())
     return example
 
 

@@ -211,8 +211,9 @@ class LossModule(nn.Module):
 
     @property
     def in_keys(self) -> list[str]:
-        """Keyword names the loss reads when it computes the advantage itself (TorchRL's in_keys)."""
-        return self._required_inputs({})
+        """Keyword names the loss reads when it computes the advantage itself (TorchRL's in_keys),
+        each once (an actor and a critic reading ``observation`` name it once)."""
+        return list(dict.fromkeys(self._required_inputs({})))
 
     @property
     def accepted_keys(self) -> list[str]:

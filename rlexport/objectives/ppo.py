@@ -382,6 +382,12 @@ class KLPENPPOLoss(PPOLoss):
     def _extra_optional_inputs(self) -> list[str]:
         return ["beta", self.KL_NOISE]
 
+    @property
+    def in_keys(self) -> list[str]:
+        """The base loss's ``in_keys`` and ``beta``: forward reads beta as an input (``beta_next``
+        out), like TorchRL's KLPENPPOLoss reads its ``beta`` state."""
+        return [*super().in_keys, "beta"]
+
     def _default_out_keys(self) -> list[str]:
         return ["loss_objective", "kl", *self._entropy_out_keys(), *self._critic_out_keys(False), "beta_next"]
 

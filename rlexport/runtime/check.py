@@ -167,7 +167,23 @@ def load_sample(artifact: Artifact) -> GoldenSample:
         bad = [o for o in sample.state.values() if artifact.output_names and o not in artifact.output_names]
         if missing or bad:
             raise GoldenError(f"{sample.path}: 'state' names inputs {missing} / outputs {bad} the artifact does not have")
+    check_case_inputs(sample, artifact.input_names)
     return sample
+
+
+def check_case_inputs(sample: GoldenSample, input_names: Sequence[str]) -> None:
+    """``GoldenError`` naming the case and the input when a golden case feeds an input the graph
+    does not have, or leaves out one it needs (a train step's ``state`` inputs count as fed)."""
+    wanted = set(input_names)
+    fed_by_state = set(sample.state) | set(sample.initial_state)
+    for case in sample.cases:
+        unknown = [k for k in case.inputs if k not in wanted]
+        if unknown:
+            raise GoldenError(f"{sample.path}: case {case.name!r} gives input {unknown[0]!r}, which the artifact "
+                              f"does not have (its inputs: {list(input_names)})")
+        absent = [k for k in input_names if k not in case.inputs and k not in fed_by_state]
+        if absent:
+            raise GoldenError(f"{sample.path}: case {case.name!r} lacks input {absent[0]!r}, which the artifact needs")
 
 
 def check_against_golden(
@@ -187,7 +203,10 @@ def check_against_golden(
     for b in wanted:
         if b not in artifact.backends():
             raise ValueError(f"backend {b!r} cannot run a {artifact.format} artifact; choose from {artifact.backends()}")
-    sample = sample if sample is not None else load_sample(artifact)
+    if sample is None:
+        sample = load_sample(artifact)
+    else:
+        check_case_inputs(sample, artifact.input_names)
     report = ParityReport(reference="golden sample", source=str(artifact.path), cases=[c.name for c in sample.cases])
     acc = ReportBuilder(report)
     drawn = random_ops(artifact)

@@ -54,6 +54,11 @@ SAFE_PICKLE_GLOBALS = frozenset(
 )
 
 
+#: The largest model file :func:`load_artifact` opens (4 GiB; ONNX protobuf models are at most
+#: 2 GiB, external data is not loaded); pass ``max_model_bytes`` for another bound.
+MAX_MODEL_BYTES = 4 * 2**30
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot run here (no CUDA device, provider not installed, ...)."""
 
@@ -259,14 +264,20 @@ def _onnx_names(path: Path) -> tuple[list[str], list[str], dict[str, Any]]:
     return ins, outs, meta
 
 
-def load_artifact(path: str | os.PathLike) -> Artifact:
-    """Open an artifact. ``ArtifactError`` for a missing file, one that is not an artifact, an
-    ``X.json`` that disagrees with it (format, SHA-256), or a ``.pt2`` archive with unsafe pickles."""
+def load_artifact(path: str | os.PathLike, *, max_model_bytes: int | None = None) -> Artifact:
+    """Open an artifact. ``ArtifactError`` for a missing file, one that is not an artifact, a model
+    file larger than ``max_model_bytes`` (default :data:`MAX_MODEL_BYTES`, checked before it is
+    read), an ``X.json`` that disagrees with it (format, SHA-256), or a ``.pt2`` archive with unsafe
+    pickles."""
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"{path}: no such file")
     if path.is_dir():
         raise ArtifactError(f"{path} is a directory, not an artifact")
+    limit = MAX_MODEL_BYTES if max_model_bytes is None else max_model_bytes
+    size = path.stat().st_size
+    if size > limit:
+        raise ArtifactError(f"{path}: model file of {size} bytes is beyond the limit of {limit} bytes (max_model_bytes)")
     _, json_path, golden = sidecar_paths(path)
     meta: dict[str, Any] = {}
     if json_path.is_file() and json_path != path:

@@ -12,6 +12,7 @@ from tamper import reseal
 from torch import nn
 
 from rlexport.export import export_onnx
+from rlexport.runtime import load
 
 
 class Affine(nn.Module):
@@ -58,3 +59,34 @@ def test_golden_beyond_the_tolerance_cap_exits_2(run_cli, artifact):
     reseal(artifact)
     assert "sha256" in json.loads(meta_path.read_text())
     one_error_line(*run_cli("validate", artifact), "atol=5.0 must be finite, >= 0 and <= 1.0")
+
+
+def _rename_case_input(artifact, case_index, old, new):
+    index = artifact.parent / "a.golden" / "index.json"
+    data = json.loads(index.read_text())
+    inputs = data["cases"][case_index]["inputs"]
+    if new is not None:
+        inputs[new] = inputs[old]
+    del inputs[old]
+    index.write_text(json.dumps(data))
+    reseal(artifact)
+    return data["cases"][case_index]["name"]
+
+
+def test_golden_case_with_an_input_the_graph_lacks_exits_2(run_cli, artifact):
+    case = _rename_case_input(artifact, 1, "x", "observation")
+    one_error_line(*run_cli("validate", artifact), f"case '{case}' gives input 'observation'")
+
+
+def test_golden_case_without_an_input_the_graph_needs_exits_2(run_cli, artifact):
+    case = _rename_case_input(artifact, 2, "x", None)
+    one_error_line(*run_cli("validate", artifact), f"case '{case}' lacks input 'x'")
+
+
+def test_a_model_file_beyond_the_size_limit_exits_2(run_cli, monkeypatch, artifact):
+    size = artifact.stat().st_size
+    assert run_cli("validate", artifact)[0] == 0  # within the default limit
+    monkeypatch.setattr(load, "MAX_MODEL_BYTES", size - 1)
+    one_error_line(*run_cli("validate", artifact), f"model file of {size} bytes is beyond the limit of {size - 1} bytes")
+    with pytest.raises(load.ArtifactError, match="beyond the limit"):
+        load.load_artifact(artifact, max_model_bytes=16)

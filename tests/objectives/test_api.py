@@ -305,3 +305,21 @@ def test_distance_loss_is_torch_functional(dtype, loss_function, reduction):
     assert torch.equal(got_grad, want_grad)
     with pytest.raises(ValueError, match=r"shapes \[33, 1\] and \[33\]"):
         distance_loss(target, value.squeeze(-1), loss_function)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_in_keys_are_unique_and_suffice(nets, data, name):
+    """``in_keys`` names each input once (actor and critic both read ``observation``), KL-PPO's
+    lists ``beta`` (an input of forward), and forward runs on exactly those keys."""
+    loss = getattr(ro, name)(nets.actor, nets.critic)
+    keys = loss.in_keys
+    assert len(keys) == len(set(keys)), keys
+    assert ("beta" in keys) == (name == "KLPENPPOLoss")
+    given = {k: v for k, v in data.items() if k in keys}
+    if name == "KLPENPPOLoss":
+        given["beta"] = torch.tensor(0.7)
+        ref = ro.KLPENPPOLoss(nets.actor, nets.critic, beta=0.7)
+        for a, b in zip(loss(**given), ref(**{k: v for k, v in given.items() if k != "beta"})):
+            torch.testing.assert_close(a, b)
+    assert set(given) == set(keys), set(keys) - set(given)
+    loss(**given)
