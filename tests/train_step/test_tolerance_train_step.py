@@ -17,6 +17,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from tamper import reseal
 
 from rlexport.artifact.tolerance import DEFAULT_TOLERANCES, EAGER_ERROR_FACTOR
 from rlexport.export.grad import export_grad
@@ -98,6 +99,7 @@ def test_tampered_golden_output_is_still_caught(train_step, tmp_path):
         value = np.fromfile(f, dtype=np.float32)
         delta = 10 * entry["tolerance"]["atol"] if name == "loss_objective" else 0.03 * max(1.0, float(np.abs(value).max()))
         (value + np.float32(delta)).astype(np.float32).tofile(f)
+        reseal(path)  # digests re-recorded: a well-formed sample with a wrong value
         read_golden(gdir)
         report = check_against_golden(path, ["onnx-cpu"])
         assert not report.passed and {r.output for r in report.failures} == {name}
