@@ -8,6 +8,7 @@ of ``rlexport.artifact.metadata.ONNX_METADATA_KEYS`` (JSON values).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,15 +25,45 @@ from rlexport.export.plan import DynamicDims, ExportError, plan_export, quiet
 from rlexport.export.write import write_artifact
 
 
+@functools.lru_cache(maxsize=None)
+def _torchlib_registry(opset: int):
+    """The exporter's ATen -> ONNX function registry for ``opset``, built once per process.
+
+    ``torch.onnx.export`` rebuilds it on every call (it re-parses the source of every torchlib
+    function: seconds per export, ``benchmarks/export_times.py``); it is read-only while a program
+    is translated, so one copy serves every export of this process."""
+    # lazy: torch's ONNX exporter internals take seconds to import; only exports need them
+    from torch.onnx._internal.exporter import _constants, _registration
+
+    return _registration.ONNXRegistry.from_torchlib(opset_version=max(opset, _constants.TORCHLIB_OPSET))
+
+
+def _onnx_program(ep: torch.export.ExportedProgram, input_names, output_names, opset: int | None):
+    """``torch.onnx.export(ep, dynamo=True, optimize=True)`` with the process's cached registry.
+
+    That is torch's own ``_core.export`` (what ``torch.onnx.export`` calls for an
+    ``ExportedProgram``, after building the registry), given the cached one; where this torch
+    has no such internal, ``torch.onnx.export`` itself."""
+    try:  # lazy, as above
+        from torch.onnx import _constants
+        from torch.onnx._internal.exporter import _core
+    except ImportError:  # another torch layout: the public call (registry rebuilt per export)
+        _core = None
+    if _core is None or not hasattr(_core, "export"):
+        return torch.onnx.export(ep, (), input_names=list(input_names), output_names=list(output_names),
+                                 opset_version=opset, dynamo=True, optimize=True, external_data=False, verbose=False)
+    opset = _constants.ONNX_DEFAULT_OPSET if opset is None else opset  # what torch.onnx.export defaults to
+    return _core.export(ep, registry=_torchlib_registry(opset), input_names=list(input_names),
+                        output_names=list(output_names), optimize=True, opset_version=opset, verbose=False)
+
+
 def to_onnx(ep: torch.export.ExportedProgram, input_names: Sequence[str], output_names: Sequence[str],
             dims: DynamicDims, *, opset: int | None = None, what: str = "the module") -> onnx.ModelProto:
     """The ``onnx.ModelProto`` of a captured program: names checked, dynamic dims named by label,
     constant ``Pow`` simplified (:func:`simplify_pow`), ``onnx.checker`` (full check) passed."""
     try:
         with quiet():
-            program = torch.onnx.export(ep, (), input_names=list(input_names), output_names=list(output_names),
-                                        opset_version=opset, dynamo=True, optimize=True, external_data=False,
-                                        verbose=False)
+            program = _onnx_program(ep, input_names, output_names, opset)
     except Exception as err:  # noqa: BLE001
         raise ExportError(f"ONNX export of {what} failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
     model = program.model_proto

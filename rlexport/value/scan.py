@@ -11,8 +11,8 @@ the next ``2^(k+1)`` terms and ``A_t`` the product of the next ``2^(k+1)`` coeff
 
     step k (s = 2^k):   y <- y + A * shift(y, s)       A <- A * shift(A, s)
 
-where ``shift(z, s)_t = z_{t+s}`` (zero beyond the end). It uses only slice/pad/mul/add (and, in
-a traced graph, ``torch.cond``), so it exports with a dynamic time axis, costs
+where ``shift(z, s)_t = z_{t+s}`` (zero beyond the end). It uses only elementwise ops, pad, slice
+and (in a traced graph) one gather per shift, so it exports with a dynamic time axis, costs
 ``O(N log T)`` work, and needs no Python loop over ``T``.
 
 Exactness
@@ -26,14 +26,15 @@ Static and symbolic horizons
   ``ceil(log2 T)`` steps, no bound on ``T``.
 * ``T`` a ``torch.SymInt`` (a dynamic time axis under ``torch.export``,
   ``torch.onnx.export(dynamo=True)``, ``torch.compile``): the graph holds ``max_steps`` steps
-  (default :data:`DEFAULT_MAX_STEPS` = 20, horizons up to ``2^20``). The first
-  ``_UNCONDITIONAL_STEPS`` (7) run always; the rest come in blocks of ``_BLOCK_STEPS`` (2), each
-  under one ``torch.cond`` on ``T > 2^k`` (ONNX ``If``), so a runtime does at most one step more
-  than ``ceil(log2 T)``. A step with ``2^k >= T`` adds exact zeros, so both forms give the same
-  numbers. For ``T > 2^max_steps`` the graph returns NaN everywhere (never a truncated sum); pass
-  a larger ``max_steps`` to export for longer horizons. Shifts inside a block are capped at ``T``
-  (``sym_min``), so a block is correct (merely wasted) for any ``T``. The block layout was chosen
-  by measurement (the figures are in ``benchmarks/estimators.py``'s notes).
+  (default :data:`DEFAULT_MAX_STEPS` = 20, horizons up to ``2^20``), all unconditional, with no
+  branch: ``y`` and ``A`` carry one trailing zero column and each shift gathers at
+  ``min(t + 2^k, T)``, so every shape is ``T + 1`` and a step with ``2^k >= T`` adds exact zeros
+  (the numbers are the eager ones bit for bit). For ``T > 2^max_steps`` the graph returns NaN
+  everywhere (selected by ``where``, never a truncated sum); pass a larger ``max_steps`` to export
+  for longer horizons. This form was chosen for export time: earlier forms (symbolic ``min``
+  shifts, 2-step ``torch.cond`` blocks) made ``torch.export`` and the ONNX conversion take tens of
+  seconds at 20 steps (``benchmarks/export_times.py``); a runtime pays for the steps a short
+  horizon does not need (``benchmarks/estimators.py``).
 """
 
 from __future__ import annotations
@@ -63,16 +64,6 @@ def _shift(z: torch.Tensor, s: int) -> torch.Tensor:
     return F.pad(z[..., s:], (0, s))
 
 
-def _shift_symbolic(z: torch.Tensor, s: int, T) -> torch.Tensor:
-    """:func:`_shift` for a symbolic ``T``: the shift is capped at ``T``, so the length is ``T``
-    for every ``T`` (a traced branch is shape-checked for all ``T``) and the padding never
-    exceeds the tensor (``s`` may be far larger than ``T`` inside a block)."""
-    m = torch.sym_min(s, T)
-    # pad-then-slice: slicing a symbolic start off the unpadded axis makes torch.export emit a
-    # guard `min(s, T) <= T` that it cannot prove; on the padded axis it can.
-    return F.pad(z, (0, m))[..., m:]
-
-
 def _steps_eager(y: torch.Tensor, A: torch.Tensor, T: int) -> torch.Tensor:
     n_steps = math.ceil(math.log2(T)) if T > 1 else 0
     for k in range(n_steps):
@@ -83,44 +74,28 @@ def _steps_eager(y: torch.Tensor, A: torch.Tensor, T: int) -> torch.Tensor:
     return y
 
 
-#: Traced graphs run the first ``_UNCONDITIONAL_STEPS`` steps always (horizons up to 128 need
-#: no branch), then blocks of ``_BLOCK_STEPS`` steps, each under one ``torch.cond`` (ONNX ``If``).
-_UNCONDITIONAL_STEPS = 7
-_BLOCK_STEPS = 2
-
-
-def _run_steps(y: torch.Tensor, A: torch.Tensor, T, k_from: int, k_to: int):
-    # Step k: A <- A * shift(A, 2^(k-1)) (the squaring owed by step k-1), y <- y + A * shift(y, 2^k).
-    # A step with 2^k >= T adds zeros: correct, merely wasted work.
-    for k in range(k_from, k_to):
-        s = 1 << k
-        if k > 0:
-            A = A * _shift_symbolic(A, s >> 1, T)
-        y = y + A * _shift_symbolic(y, s, T)
-    return y, A
-
-
 def _steps_traced(y: torch.Tensor, A: torch.Tensor, T, max_steps: int) -> torch.Tensor:
-    k = min(_UNCONDITIONAL_STEPS, max_steps)
-    y, A = _run_steps(y, A, T, 0, k)
-    while k < max_steps:
-        k_to = min(k + _BLOCK_STEPS, max_steps)
+    """``max_steps`` doubling steps for a symbolic ``T``, every one unconditional.
 
-        def run(y: torch.Tensor, A: torch.Tensor, k_from: int = k, k_to: int = k_to):
-            return _run_steps(y, A, T, k_from, k_to)
-
-        def skip(y: torch.Tensor, A: torch.Tensor):
-            return y.clone(), A.clone()
-
-        y, A = torch.cond(T > (1 << k), run, skip, (y, A))
-        k = k_to
-    # Beyond the graph's bound: NaN everywhere, never silently truncated sums.
-    return torch.cond(
-        T > (1 << max_steps),
-        lambda y: torch.full_like(y, float("nan")),
-        lambda y: y.clone(),
-        (y,),
-    )
+    ``y`` and ``A`` carry one trailing zero column (length ``T + 1``), and ``shift(z, s)`` is one
+    ``Gather`` of ``z`` at ``min(t + s, T)``: positions past the end read that zero. Every shape
+    stays ``[..., T + 1]`` (no symbolic ``min`` in a shape, no branch), which keeps tracing and
+    ONNX conversion linear in the number of steps. A step with ``2^k >= T`` gathers only the zero
+    column and adds exact zeros, so the numbers are the eager ones bit for bit."""
+    pos = torch.arange(T + 1, device=y.device)
+    # index[k, t] = min(t + 2^k, T): one [max_steps, T + 1] table, computed once
+    shifts = torch.tensor([1 << k for k in range(max_steps)], device=y.device).unsqueeze(-1)
+    index = torch.minimum(pos + shifts, pos[-1])
+    y = F.pad(y, (0, 1))
+    A = F.pad(A, (0, 1))
+    for k in range(max_steps):
+        y = y + A * y.index_select(-1, index[k])
+        if k + 1 < max_steps:
+            A = A * A.index_select(-1, index[k])
+    y = y[..., :-1]
+    # Beyond the graph's bound: NaN everywhere, never silently truncated sums (selected, not multiplied).
+    too_long = (pos > (1 << max_steps)).any()
+    return torch.where(too_long, torch.full_like(y, float("nan")), y)
 
 
 def reverse_linear_recurrence(
