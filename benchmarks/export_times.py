@@ -10,7 +10,8 @@ export exactly as the CLI does - capture, conversion, golden sample, verificatio
 (timed: **cold**, which includes torch's and onnxscript's one-time lazy imports and registries on
 the first export of a process) - and then the same export again in the same process (**warm**: what
 is left once those one-time costs are paid, e.g. the second and third graph of ``rlexport train``).
-Columns: seconds, median / min over the processes. ``OMP_NUM_THREADS``, ``torch.set_num_threads``
+Columns: seconds, median / min over the processes, wall and CPU time (the process's user + system
+time: the steadier figure when other jobs share the machine). ``OMP_NUM_THREADS``, ``torch.set_num_threads``
 and ``OMP_WAIT_POLICY=PASSIVE`` are set per process.
 
 Artifact kinds (the presets' networks, the factory the CLI uses, ``rlexport/models/factory.py``):
@@ -23,8 +24,9 @@ static shapes; CartPole-v1 / Pendulum-v1 configurations, no mujoco environment).
 
 ``--phases`` breaks the cold export into phases (exclusive seconds; nested phases are not counted
 twice): plan (casting copies, eager forward), make_fx (autograd graphs), torch.export (with the
-number of calls: more than one per capture is a dynamic-shape retry), ONNX translation
-(``torch.onnx.export`` less the rest), ONNX optimisation (onnxscript's optimizer), onnx.checker,
+number of calls: more than one per capture is a dynamic-shape retry), the exporter's ATen -> ONNX
+registry (built once per process since this work; ``torch.onnx.export`` rebuilt it per call), ONNX
+translation (decompositions and translation, less the rest), ONNX optimisation (onnxscript's optimizer), onnx.checker,
 golden reference (float64 eager + conditioning runs), writing, ORT session creation, verification
 (running the golden cases), and the rest.
 """
@@ -47,7 +49,7 @@ PRESETS = ["cartpole", "pendulum", "mujoco"]
 KINDS = ["loss", "loss-gae", "gae", "td-lambda", "vtrace", "grad", "train-step", "act", "advantage"]
 FORWARD_KINDS = {"loss", "loss-gae", "gae", "td-lambda", "vtrace", "act", "advantage"}
 TRAIN_ENV = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1"}
-PHASES = ["plan", "make_fx", "torch.export", "onnx translate", "onnx optimise", "onnx.checker", "golden reference",
+PHASES = ["plan", "make_fx", "torch.export", "onnx registry", "onnx translate", "onnx optimise", "onnx.checker", "golden reference",
           "write", "ort session", "verify", "other"]
 
 
@@ -90,7 +92,7 @@ def install_clock(clock: PhaseClock) -> None:
     import onnx
     import onnxruntime as ort
     import torch
-    from torch.onnx._internal.exporter import _onnx_program
+    from torch.onnx._internal.exporter import _onnx_program, _registration
 
     import rlexport.artifact.golden as golden_mod
     import rlexport.export.capture as capture
@@ -104,8 +106,13 @@ def install_clock(clock: PhaseClock) -> None:
 
     clock.patch(torch.export, "export", "torch.export")
     clock.patch(torch.export, "save", "write")
-    clock.patch(capture, "make_fx", "make_fx")
+    make_fx = capture.make_fx
+    # make_fx(fn, ...) returns the tracer; the tracing happens when that is called
+    capture.make_fx = lambda *a, **k: clock.wrap("make_fx", make_fx(*a, **k))
     clock.patch(torch.onnx, "export", "onnx translate")
+    clock.patch(onnx_mod, "_onnx_program", "onnx translate")
+    registry = _registration.ONNXRegistry
+    registry.from_torchlib = classmethod(clock.wrap("onnx registry", registry.from_torchlib.__func__))
     clock.patch(_onnx_program.ONNXProgram, "optimize", "onnx optimise")
     clock.patch(onnx.checker, "check_model", "onnx.checker")
     for mod in (onnx_mod, program):
@@ -197,17 +204,18 @@ def worker(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         job = make_job(args.preset, args.kind, args.format, Path(tmp))
         clock.reset()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         job()
-        cold = time.perf_counter() - t0
+        cold, cold_cpu = time.perf_counter() - t0, time.process_time() - c0
         phases = dict(clock.totals)
         calls = dict(clock.calls)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         job()
-        warm = time.perf_counter() - t0
+        warm, warm_cpu = time.perf_counter() - t0, time.process_time() - c0
     if args.phases:
         phases["other"] = cold - sum(phases.values())
-    print(json.dumps({"cold": cold, "warm": warm, "phases": phases, "calls": calls}))
+    print(json.dumps({"cold": cold, "warm": warm, "cold_cpu": cold_cpu, "warm_cpu": warm_cpu, "phases": phases,
+                      "calls": calls}))
 
 
 # ----------------------------------------------------------------------------- driver
@@ -262,14 +270,16 @@ def main() -> None:
     results = []
     print(f"export times, seconds (median / min over {args.repeats} fresh processes), threads {args.threads}, "
           "OMP_WAIT_POLICY=PASSIVE", flush=True)
-    header = "| preset | artifact | format | threads | cold | warm (same process, 2nd export) |"
-    lines = [header, "|---|---|---|---:|---:|---:|"]
+    header = ("| preset | artifact | format | threads | cold wall | cold CPU | warm wall (2nd export, same process) "
+              "| warm CPU |")
+    lines = [header, "|---|---|---|---:|---:|---:|---:|---:|"]
     print(header, flush=True)
     for preset, kind, fmt in rows_to_run(args):
         runs = [run_one(preset, kind, fmt, args.threads, args.phases) for _ in range(args.repeats)]
         ok = [r for r in runs if "error" not in r]
         errors = [r["error"] for r in runs if "error" in r]
-        row = f"| {preset} | {kind} | {fmt} | {args.threads} | {fmt_pair([r['cold'] for r in ok])} | {fmt_pair([r['warm'] for r in ok])} |"
+        cells = [fmt_pair([r[key] for r in ok]) for key in ("cold", "cold_cpu", "warm", "warm_cpu")]
+        row = f"| {preset} | {kind} | {fmt} | {args.threads} | " + " | ".join(cells) + " |"
         if errors:
             row += f" error: {errors[0]}"
         print(row, flush=True)

@@ -11,8 +11,8 @@ the next ``2^(k+1)`` terms and ``A_t`` the product of the next ``2^(k+1)`` coeff
 
     step k (s = 2^k):   y <- y + A * shift(y, s)       A <- A * shift(A, s)
 
-where ``shift(z, s)_t = z_{t+s}`` (zero beyond the end). It uses only elementwise ops, pad, slice
-and (in a traced graph) one gather per shift, so it exports with a dynamic time axis, costs
+where ``shift(z, s)_t = z_{t+s}`` (zero beyond the end). It uses only slice/pad/mul/add (and a
+final ``where`` in a traced graph), so it exports with a dynamic time axis, costs
 ``O(N log T)`` work, and needs no Python loop over ``T``.
 
 Exactness
@@ -27,14 +27,15 @@ Static and symbolic horizons
 * ``T`` a ``torch.SymInt`` (a dynamic time axis under ``torch.export``,
   ``torch.onnx.export(dynamo=True)``, ``torch.compile``): the graph holds ``max_steps`` steps
   (default :data:`DEFAULT_MAX_STEPS` = 20, horizons up to ``2^20``), all unconditional, with no
-  branch: ``y`` and ``A`` carry one trailing zero column and each shift gathers at
-  ``min(t + 2^k, T)``, so every shape is ``T + 1`` and a step with ``2^k >= T`` adds exact zeros
-  (the numbers are the eager ones bit for bit). For ``T > 2^max_steps`` the graph returns NaN
-  everywhere (selected by ``where``, never a truncated sum); pass a larger ``max_steps`` to export
-  for longer horizons. This form was chosen for export time: earlier forms (symbolic ``min``
-  shifts, 2-step ``torch.cond`` blocks) made ``torch.export`` and the ONNX conversion take tens of
-  seconds at 20 steps (``benchmarks/export_times.py``); a runtime pays for the steps a short
-  horizon does not need (``benchmarks/estimators.py``).
+  branch. Shifts are capped at ``T`` (``sym_min``), so a step with ``2^k >= T`` shifts in zeros
+  and adds exact zeros: the numbers are the eager ones bit for bit. For ``T > 2^max_steps`` the
+  graph returns NaN everywhere (selected by ``where``, never a truncated sum); pass a larger
+  ``max_steps`` to export for longer horizons. This form was chosen for export time: 2-step
+  ``torch.cond`` blocks (ONNX ``If``) after 7 unconditional steps skipped the unneeded steps at
+  run time but made ``torch.export`` and the ONNX conversion take tens of seconds at 20 steps
+  (``benchmarks/export_times.py``); shifting by a ``Gather`` at ``min(t + 2^k, T)`` traced faster
+  still but ran 20x slower in ONNX Runtime. A runtime now pays for the steps a short horizon does
+  not need (``benchmarks/estimators.py``).
 """
 
 from __future__ import annotations
@@ -74,27 +75,34 @@ def _steps_eager(y: torch.Tensor, A: torch.Tensor, T: int) -> torch.Tensor:
     return y
 
 
-def _steps_traced(y: torch.Tensor, A: torch.Tensor, T, max_steps: int) -> torch.Tensor:
-    """``max_steps`` doubling steps for a symbolic ``T``, every one unconditional.
+#: Shifts up to this pad by the full shift (at most this many extra elements per row, whatever
+#: ``T``): no symbolic ``min`` in their shapes, which keeps tracing cheap; longer shifts are capped.
+_UNCAPPED_SHIFT = 1024
 
-    ``y`` and ``A`` carry one trailing zero column (length ``T + 1``), and ``shift(z, s)`` is one
-    ``Gather`` of ``z`` at ``min(t + s, T)``: positions past the end read that zero. Every shape
-    stays ``[..., T + 1]`` (no symbolic ``min`` in a shape, no branch), which keeps tracing and
-    ONNX conversion linear in the number of steps. A step with ``2^k >= T`` gathers only the zero
-    column and adds exact zeros, so the numbers are the eager ones bit for bit."""
-    pos = torch.arange(T + 1, device=y.device)
-    # index[k, t] = min(t + 2^k, T): one [max_steps, T + 1] table, computed once
-    shifts = torch.tensor([1 << k for k in range(max_steps)], device=y.device).unsqueeze(-1)
-    index = torch.minimum(pos + shifts, pos[-1])
-    y = F.pad(y, (0, 1))
-    A = F.pad(A, (0, 1))
+
+def _shift_symbolic(z: torch.Tensor, s: int, T) -> torch.Tensor:
+    """:func:`_shift` for a symbolic ``T``: the length is ``T`` for every ``T`` and a shift of
+    ``T`` or more gives zeros. A long shift is capped at ``T`` (``sym_min``) so that the padding
+    never exceeds the tensor (``s`` may be far larger than ``T``)."""
+    if s <= _UNCAPPED_SHIFT:
+        return F.pad(z, (0, s))[..., s:]
+    m = torch.sym_min(s, T)
+    # pad-then-slice: slicing a symbolic start off the unpadded axis makes torch.export emit a
+    # guard `min(s, T) <= T` that it cannot prove; on the padded axis it can.
+    return F.pad(z, (0, m))[..., m:]
+
+
+def _steps_traced(y: torch.Tensor, A: torch.Tensor, T, max_steps: int) -> torch.Tensor:
+    """``max_steps`` doubling steps for a symbolic ``T``, every one unconditional (no branch: a
+    step with ``2^k >= T`` shifts in zeros and adds exact zeros, so the numbers are the eager
+    ones bit for bit), then the bound: NaN everywhere when ``T > 2^max_steps``."""
     for k in range(max_steps):
-        y = y + A * y.index_select(-1, index[k])
+        s = 1 << k
+        y = y + A * _shift_symbolic(y, s, T)
         if k + 1 < max_steps:
-            A = A * A.index_select(-1, index[k])
-    y = y[..., :-1]
+            A = A * _shift_symbolic(A, s, T)
     # Beyond the graph's bound: NaN everywhere, never silently truncated sums (selected, not multiplied).
-    too_long = (pos > (1 << max_steps)).any()
+    too_long = (torch.arange(T, device=y.device) >= (1 << max_steps)).any()
     return torch.where(too_long, torch.full_like(y, float("nan")), y)
 
 
