@@ -12,9 +12,9 @@ Columns (milliseconds, median and min over repeats, all measured in the same pro
   TorchRL vectorised (vec_*; V-trace has none) | TorchRL loop;
   speed-up = TorchRL fastest median / rlexport eager median; ORT/eager = ORT(DAZ) / eager.
 
-Notes: why the traced scan (``rlexport/value/scan.py``) has 7 unconditional steps and then
-2-step ``If`` blocks (2-core CPU, torch 2.13, ORT 1.31, float32, one thread; ms for the bare
-scan, eager -> ORT): a fixed 17 steps with no branch: 0.26 -> 0.62 at [256,128] (2.4x, the
+Notes: run-time costs of traced scan forms (``rlexport/value/scan.py``, which now runs every
+step unconditionally, for export time: ``benchmarks/export_times.py``; 2-core CPU, torch 2.13,
+ORT 1.31, float32, one thread; ms for the bare scan, eager -> ORT): a fixed 17 steps with no branch: 0.26 -> 0.62 at [256,128] (2.4x, the
 wasted steps cost full passes); one ``If`` per step: 0.26 -> 0.39 (1.5x) and 1.5 -> 5.9 at
 [1,100000] (3.9x, every ``If`` costs); nested ``If`` per step (skip all the rest at once): fast
 in ORT but ``torch.onnx.export`` took 250 s at 17 steps; 7 unconditional steps + 2-step blocks:

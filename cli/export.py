@@ -281,8 +281,8 @@ def export_command(
         None, "--max-horizon",
         help="The longest horizon T the exported estimator must compute exactly (an integer >= 2; with --estimator, alone or "
         "in-graph in a loss). It sets the estimator's max_steps = ceil(log2 N): the graph is exact up to 2**max_steps and "
-        "returns NaN beyond. The default max_steps 20 (T up to 1,048,576) takes about 25 s or more to export; a small "
-        "horizon exports in a few seconds. The example --time defaults to fit it.",
+        "returns NaN beyond. The default max_steps 20 serves T up to 1,048,576; a small horizon makes a smaller, faster "
+        "graph. The example --time defaults to fit it.",
     ),
     no_verify: bool = typer.Option(False, "--no-verify", help="Write without first running the artifact at its golden cases."),
     grad: bool = typer.Option(False, "--grad", help="Write the gradient graph of the loss instead (ONNX; needs --loss): inputs param.*, buffer.* and the batch; outputs the loss outputs and grad.*."),

@@ -1,5 +1,5 @@
 """Batches with a time axis: [batch, time] both dynamic in the train-step graph, including a
-real ClipPPO loss that computes GAE in the graph (the value estimators' ``torch.cond`` scan)."""
+real ClipPPO loss that computes GAE in the graph (the value estimators' doubling scan, unconditional steps in a traced graph)."""
 
 from __future__ import annotations
 
