@@ -149,8 +149,8 @@ def main(argv=None):
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--updates", type=int, default=40)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--vector-env", default=None, choices=["sync", "native"],
-                   help="force the vector env (default: the config's, native where Gymnasium has one)")
+    p.add_argument("--vector-env", default=None, choices=["sync", "native", "fast"],
+                   help="force the vector env (default: the config's auto)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     overrides = {} if a.vector_env is None else {"vector_env": a.vector_env}
