@@ -1,6 +1,7 @@
 """rlexport's CartPoleVec against Gymnasium's own CartPole-v1 environments, bit for bit."""
 
 import gymnasium as gym
+import torch
 import numpy as np
 import pytest
 
@@ -113,3 +114,26 @@ def test_auto_and_refusals():
         env.step(np.array([0, 2]))
     with pytest.raises(EnvError, match="expected 2 actions"):
         env.step(np.array([0, 1, 1]))
+
+
+def test_run_started_on_sync_resumes_on_sync_under_auto(tmp_path, short_kwargs):
+    """A run folder written when ``auto`` meant SyncVectorEnv (config ``auto``, checkpoint
+    ``sync``) resumes with SyncVectorEnv and ends where the uninterrupted sync run ends."""
+    import json
+
+    from rlexport.train import make_config, train
+    from rlexport.train.checkpoint import load_checkpoint
+    from rlexport.train.loop import CHECKPOINT, TrainInterrupted
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(make_config("ppo", "CartPole-v1", out=str(a), vector_env="sync", **short_kwargs))
+    with pytest.raises(TrainInterrupted):
+        train(make_config("ppo", "CartPole-v1", out=str(b), vector_env="sync", **short_kwargs), stop_after_updates=1)
+    cfg = json.loads((b / "config.json").read_text())
+    (b / "config.json").write_text(json.dumps({**cfg, "vector_env": "auto"}))
+    train(resume=b)
+    ta, ma = load_checkpoint(a / CHECKPOINT)
+    tb, mb = load_checkpoint(b / CHECKPOINT)
+    assert ma["vector_env"] == mb["vector_env"] == "sync"
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
