@@ -454,18 +454,13 @@ def snapshot_vec(vec) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], bool
 
 def restore_vec(vec, metas: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
     """Put ``vec`` back in the state ``snapshot_vec`` recorded; ``EnvError`` if it does not fit."""
-    fast_meta = len(metas) == 1 and "fast" in metas[0]
-    if isinstance(vec, CartPoleVec) or fast_meta:
-        if not (isinstance(vec, CartPoleVec) and fast_meta):
-            raise EnvError("the checkpoint's environment states are of another vector env kind than the config's")
-        vec.restore(metas[0], {k[len("env.native."):]: v for k, v in arrays.items() if k.startswith("env.native.")})
-        return
-    native_meta = len(metas) == 1 and "native" in metas[0]
-    if isinstance(vec, SameStepCartPole) or native_meta:
-        if not (isinstance(vec, SameStepCartPole) and native_meta):
-            raise EnvError("the checkpoint's environment states are of another vector env kind than the config's")
-        vec.restore(metas[0], {k[len("env.native."):]: v for k, v in arrays.items() if k.startswith("env.native.")})
-        return
+    for cls, marker in ((CartPoleVec, "fast"), (SameStepCartPole, "native")):  # one-array vector envs
+        recorded = len(metas) == 1 and marker in metas[0]
+        if isinstance(vec, cls) or recorded:
+            if not (isinstance(vec, cls) and recorded):
+                raise EnvError("the checkpoint's environment states are of another vector env kind than the config's")
+            vec.restore(metas[0], {k[len("env.native."):]: v for k, v in arrays.items() if k.startswith("env.native.")})
+            return
     if len(metas) != len(vec.envs):
         raise EnvError(f"the checkpoint holds {len(metas)} environment states, the config {len(vec.envs)} envs")
     for i, env in enumerate(vec.envs):
