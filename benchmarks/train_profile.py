@@ -6,7 +6,7 @@ Runs the real ``rlexport.train.train`` loop (CartPole-v1 PPO, CleanRL's settings
 steps = 512 steps per update, 4 epochs x 4 minibatches = 16 train steps), with a timer around
 every phase, each patched in at class level so the loop itself is unchanged:
 
-* ``noise``      ``AgentSpec.draw_noise`` (numpy generator, once per env step)
+* ``noise``      ``AgentSpec.draw_noise`` (numpy generator, once per rollout)
 * ``act``        ``engine.act`` (ORT session / eager sampler, once per env step)
 * ``env``        the vector env's ``step`` (once per env step)
 * ``collect``    the rest of ``Trainer.collect`` (buffer writes, final observations, episode

@@ -187,18 +187,22 @@ def _dtype_groups(tensors: Mapping[str, Tensor]) -> list[list[str]]:
     return list(groups.values())
 
 
+def _as_vector(t: Tensor) -> Tensor:
+    return t if t.dim() == 1 else t.reshape(-1)  # no graph node for what is already 1-D (biases)
+
+
 def _flatten(tensors: Sequence[Tensor]) -> Tensor:
     """One 1-D tensor of ``tensors`` (a single tensor is only reshaped)."""
     if len(tensors) == 1:
-        return tensors[0].reshape(-1)
-    return torch.cat([t.reshape(-1) for t in tensors])
+        return _as_vector(tensors[0])
+    return torch.cat([_as_vector(t) for t in tensors])
 
 
 def _unflatten(flat: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
     """``flat`` cut back into tensors shaped as ``like``."""
     if len(like) == 1:
-        return [flat.reshape(like[0].shape)]
-    return [c.reshape(t.shape) for c, t in zip(torch.split(flat, [t.numel() for t in like]), like)]
+        return [flat if like[0].dim() == 1 else flat.reshape(like[0].shape)]
+    return [c if t.dim() == 1 else c.reshape(t.shape) for c, t in zip(torch.split(flat, [t.numel() for t in like]), like)]
 
 
 def adamw_step(params, grads, state, hp):
