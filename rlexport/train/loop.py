@@ -38,7 +38,7 @@ import torch
 from rlexport.artifact.cache import GraphCache
 
 from .agent import AgentSpec, build_agent
-from .checkpoint import CheckpointError, load_run_checkpoint, remove_stale_temp_files, save_checkpoint
+from .checkpoint import remove_stale_temp_files, save_checkpoint
 from .artifacts import export_run_artifacts
 from .config import TrainConfig
 from .engines import OnnxEngine, TorchEngine
@@ -46,8 +46,8 @@ from .envs import (EnvError, ObsNormalizer, RewardScaler, describe_spaces, make_
                    snapshot_vec)
 from .lock import LOCK_NAME, RunFolderBusy, RunFolderLock
 from .metrics import MetricsLogger, plot_learning_curve
+from .run_folder import CHECKPOINT, RunFolderError, read_run
 
-CHECKPOINT = Path("checkpoints") / "latest.safetensors"
 CHECKPOINT_SECONDS = 30.0  # --checkpoint-every 0: a checkpoint after the first update this long after the last
 
 
@@ -370,25 +370,18 @@ class Trainer:
 
 
 def _read_resume(run: Path) -> tuple[TrainConfig, dict, dict]:
-    """``(config, tensors, meta)`` of a run folder, or ``TrainError`` with one line.
+    """``(config, tensors, meta)`` of a run folder (``run_folder.read_run``), or ``TrainError`` with one line.
 
     The checkpoint is ``checkpoints/latest.safetensors``, or the previous one when the latest is
     missing or corrupt; ``meta["fallback"]`` then holds the one-line notice saying so."""
     run = Path(run)
     if not run.is_dir():
         raise TrainError(f"--resume: run folder {run} does not exist")
-    cfg_path = run / "config.json"
     try:
-        cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
-        cfg.validate()
-    except FileNotFoundError:
-        raise TrainError(f"--resume: {cfg_path} is missing; {run} is not an rlexport train run") from None
-    except (ValueError, TypeError, AttributeError) as err:  # bad JSON, unknown field, wrong type or value
-        raise TrainError(f"--resume: {cfg_path} is not a valid config ({err})") from None
-    try:
-        tensors, meta = load_run_checkpoint(run / CHECKPOINT)
-    except CheckpointError as err:
+        folder = read_run(run)
+    except RunFolderError as err:
         raise TrainError(f"--resume: {err}") from None
+    cfg, tensors, meta = folder.config, folder.tensors, folder.meta
     if meta.get("env_id") != cfg.env_id or meta.get("algo") != cfg.algo or meta.get("engine") != cfg.engine:
         raise TrainError(f"--resume: checkpoint in {run} does not belong to its config.json (env/algo/engine differ)")
     _check_resume_fits(cfg, tensors, meta, run)
