@@ -18,6 +18,7 @@ from rlexport.train import TrainError, TrainInterrupted, make_config, train
 from rlexport.train.agent import AgentSpec, Sampler, build_agent
 from rlexport.train.engines import GaeModule, WithParams, build_loss
 from rlexport.train.envs import describe_spaces
+from rlexport.train.loop import Trainer
 from train_runs import assert_same_checkpoints
 
 GRAPHS = ("act", "gae", "train_step")
@@ -73,6 +74,24 @@ def test_a_repeated_configuration_exports_nothing_and_resumes_bit_for_bit(first_
     for g in GRAPHS:  # the cache's copies, whole: graph, manifest, golden sample
         assert (b / "graphs" / f"{g}.onnx").read_bytes() == (a / "graphs" / f"{g}.onnx").read_bytes()
         assert (b / "graphs" / f"{g}.json").read_bytes() == (a / "graphs" / f"{g}.json").read_bytes()
+
+
+def test_a_cached_graph_starts_from_the_runs_own_parameters(first_run, tmp_path, monkeypatch):
+    """The cached golden sample holds the first run's parameters; another seed's run must not."""
+    _, cache, _ = first_run
+    calls = []
+    count_exports(monkeypatch, calls)
+    cfg = make_config("ppo", "CartPole-v1", seed=5, out=str(tmp_path / "s5"), **SMALL)
+    trainer = Trainer(cfg, tmp_path / "s5", cache=GraphCache(cache))
+    trainer.close()
+    assert calls == []
+    torch_engine = Trainer(make_config("ppo", "CartPole-v1", seed=5, **{**SMALL, "engine": "torch"}), tmp_path / "t5")
+    torch_engine.close()
+    expected = torch_engine.engine.state()
+    state = trainer.engine.state()
+    assert set(state) == set(expected)
+    for k, v in expected.items():
+        assert torch.equal(state[k].to(v.dtype), v), k
 
 
 def test_no_cache_exports_again(first_run, tmp_path, monkeypatch):
