@@ -135,3 +135,19 @@ def test_two_processes_storing_one_key_at_once(tmp_path):
     assert [p.name for p in cache.graphs.iterdir()] == ["same-key"]
     assert cache.fetch("same-key", tmp_path / "dest" / "graph.onnx")
     same_artifact(srcs[0], tmp_path / "dest" / "graph.onnx")
+
+
+def test_cache_command_info_and_clear(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rlexport.cli.app import app
+
+    monkeypatch.setenv("RLEXPORT_CACHE_DIR", str(tmp_path / "c"))
+    GraphCache().store("k", make_artifact(tmp_path / "src"), {})
+    runner = CliRunner()
+    res = runner.invoke(app, ["cache", "info"])
+    text = " ".join(res.output.split())  # rich may fold the line
+    assert res.exit_code == 0 and "1 graphs" in text and "512 MiB" in text, res.output
+    res = runner.invoke(app, ["cache", "clear"])
+    assert res.exit_code == 0 and "removed 1 graphs" in " ".join(res.output.split()), res.output
+    assert GraphCache().entries() == []
