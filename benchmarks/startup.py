@@ -14,6 +14,9 @@ a first run before the cached ones). Columns, per case (median / min over the ru
 * ``to first update`` - interpreter start to the end of the first update (start-up + one
   512-step rollout and its update).
 
+A last row times a process that only imports torch, onnx, onnxruntime and gymnasium: the floor
+under ``imports`` that no cache removes.
+
 One torch thread, one ORT thread (``OMP_NUM_THREADS=1``, ``OMP_WAIT_POLICY=PASSIVE``).
 """
 
@@ -51,6 +54,7 @@ print("MARKS " + json.dumps(marks))
 """
 
 COLUMNS = ("process", "imports", "engine start-up", "to first update")
+FLOOR = "import time; t = time.perf_counter(); import torch, onnx, onnxruntime, gymnasium; print(time.perf_counter() - t)"
 
 
 def one_run(workdir: Path, cache: Path, index: int) -> dict[str, float]:
@@ -83,6 +87,12 @@ def main() -> None:
         for _ in range(args.cached):
             results["cached (same configuration)"].append(one_run(work, cache, n))
             n += 1
+        floor = []
+        for _ in range(max(args.cached, 1)):
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", FLOOR], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                                 capture_output=True, text=True, check=True).stdout
+            floor.append({"process": time.perf_counter() - t, "imports": float(out)})
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"rlexport train --engine onnx start-up, CartPole-v1 PPO defaults, 1 thread, {os.cpu_count()} cores; "
@@ -94,6 +104,8 @@ def main() -> None:
             continue
         cells = [f"{statistics.median(r[c] for r in runs):.2f} / {min(r[c] for r in runs):.2f}" for c in COLUMNS]
         print(f"| {case} | {len(runs)} | " + " | ".join(cells) + " |")
+    cells = [f"{statistics.median(r[c] for r in floor):.2f} / {min(r[c] for r in floor):.2f}" for c in COLUMNS[:2]]
+    print(f"| imports of torch, onnx, onnxruntime, gymnasium only | {len(floor)} | " + " | ".join(cells) + " | - | - |")
 
 
 if __name__ == "__main__":
