@@ -40,7 +40,7 @@ from rlexport.inputs import (
     flatten_key,
     parameter_dtype,
 )
-from rlexport.modules.actors import INTERACTION_TYPES, NormalParamExtractor, _keys
+from rlexport.modules.actors import INTERACTION_TYPES, NormalParamExtractor, _keys, check_module, interaction_action
 from rlexport.modules.distributions import (
     Categorical,
     Delta,
@@ -264,11 +264,9 @@ class CompositeActor(nn.Module):
     ) -> None:
         super().__init__()
         owner = type(self).__name__
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"{owner}: module must be an nn.Module, got {type(module).__name__}")
+        self.module = check_module(owner, module)
         if not isinstance(distribution_map, Mapping):
             raise TypeError(f"{owner}: distribution_map must be a mapping head -> distribution class")
-        self.module = module
         self.in_keys = _keys(owner, "in_keys", in_keys)
         self.heads = _check_heads(owner, list(distribution_map))
         self.distribution_map = dict(distribution_map)
@@ -366,14 +364,7 @@ class CompositeActor(nn.Module):
     def _actions(self, dist: CompositeDistribution, noise: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if noise:
             return dist.draw(noise)
-        kind = self.default_interaction_type
-        if kind == "deterministic":
-            return dist.deterministic_sample
-        if kind == "mode":
-            return dist.mode
-        if kind == "mean":
-            return dist.mean
-        return dist.draw()
+        return interaction_action(dist, self.default_interaction_type, dist.draw)
 
     def forward(self, **inputs: torch.Tensor):
         owner = type(self).__name__

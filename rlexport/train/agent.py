@@ -88,7 +88,9 @@ class CompositeHead(nn.Module):
         self.widths = [h.n if h.discrete else h.dim for h in heads]
         self.discrete = [h.discrete for h in heads]
         self.net = mlp(obs_dim, sum(self.widths), hidden=hidden, head_gain=0.01)
-        self.log_std = nn.Parameter(torch.zeros(sum(h.dim for h in heads if not h.discrete)))
+        box_dims = sum(h.dim for h in heads if not h.discrete)
+        # only with a Box head (an unused parameter would not be a train-step input)
+        self.log_std = nn.Parameter(torch.zeros(box_dims)) if box_dims else None
 
     def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out: list[torch.Tensor] = []

@@ -10,14 +10,13 @@ import csv
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 from rlexport.train import make_config, train
 from rlexport.train.agent import AgentSpec
 from rlexport.train.envs import EnvError, check_spaces
 from rlexport.train.evaluation import evaluate
 from rlexport.train.loop import Trainer
-from train_runs import assert_same_checkpoints
+from train_runs import assert_engines_agree, assert_same_checkpoints
 
 ENVS = ("rlexport/MultiHeadCartPole-v0", "rlexport/TupleCartPole-v0", "rlexport/MultiDiscreteCartPole-v0")
 
@@ -96,16 +95,7 @@ def test_composite_onnx_engine_matches_torch_and_learns(tmp_path):
     (tmp_path / "o").mkdir()
     cfg_o = make_config("ppo", env_id, total_steps=512, out=str(tmp_path / "o"), engine="onnx", export_artifacts=False)
     tt, to = Trainer(cfg_t, tmp_path / "t"), Trainer(cfg_o, tmp_path / "o")
-    tt.collect(None)
-    to.collect(None)
-    for k in tt.buf:
-        np.testing.assert_allclose(tt.buf[k], to.buf[k], atol=1e-5, err_msg=k)
-    tt.learn()
-    to.learn()
-    st, so = tt.engine.state(), to.engine.state()
-    for k in st:
-        if k.startswith("param."):
-            np.testing.assert_allclose(st[k].numpy(), so[k].numpy(), atol=2e-4, err_msg=k)
+    assert_engines_agree(tt, to)
     tt.close()
     to.close()
     run = tmp_path / "run"
