@@ -30,7 +30,7 @@ def _example(loss, nets, batch, seed, aggregated=False):
 
 @pytest.mark.parametrize("loss_name,opts,aggregated", [
     ("ClipPPOLoss", {"entropy_coeff": COEFFS}, False),
-    ("KLPENPPOLoss", {"samples_mc_entropy": 2}, True),
+    ("PPOLoss", {"samples_mc_entropy": 2}, True),
     ("ReinforceLoss", {}, False),
 ])
 def test_composite_loss_exports_to_onnx_with_dynamic_batch_and_validates(loss_name, opts, aggregated, tmp_path):
