@@ -139,3 +139,21 @@ def test_composite_refusals_name_the_problem():
     data.pop("action_move")
     with pytest.raises(TypeError, match="action_move"):
         loss(**data)
+
+
+def test_torchrl_composite_tensordict_goes_straight_in():
+    """TorchRL's own nested composite TensorDict (``("action", h)``, ``("action",
+    f"{h}_log_prob")``, ``("params", h, p)``) called on our loss: its keys flatten to ours, and
+    the outputs are TorchRL's."""
+    import torchrl.objectives as tro
+
+    heads = {"move": HEADS["move"], "steer": HEADS["steer"]}  # closed-form entropies: no draws
+    nets = CompositeNets(heads=heads)
+    tl = tro.ClipPPOLoss(*nets.torchrl())
+    tl.set_keys(sample_log_prob=[("action", f"{h}_log_prob") for h in heads], action=[("action", h) for h in heads])
+    ours = ro.ClipPPOLoss(nets.actor, nets.critic)
+    data = make_composite_data(nets, (6,))
+    data.pop("sample_log_prob")
+    td = composite_td(nets, data, (6,))
+    theirs, mine = tl(td.clone()).flatten_keys("_"), ours(td.clone())
+    compare(dict(mine.items()), theirs, nets.params(), torch.float32)
