@@ -6,16 +6,13 @@ plus a bounded continuous parameter. Actions, log-probabilities and entropies ar
 ``{head: tensor}`` dicts; the aggregated log-probability / entropy is their sum over heads
 (event dims are already summed by each head).
 
-Flat keyword names (rlexport's keys are TorchRL's nested keys joined with ``_``):
+Flat keyword names (rlexport's keys are TorchRL's nested keys joined with ``_``; TorchRL side
+with ``name_map={h: ("action", h)}``):
 
-=====================================  ===========================================
-TorchRL (``name_map={h: ("action", h)}``)  rlexport keyword
-=====================================  ===========================================
-``("params", h, "logits")``            ``params_<h>_logits``
-``("action", h)``                      ``action_<h>``
-``("action", f"{h}_log_prob")``        ``action_<h>_log_prob`` (per head)
-``"sample_log_prob"``                  ``sample_log_prob`` (aggregated: the sum)
-=====================================  ===========================================
+- ``("params", h, "logits")`` -> ``params_<h>_logits`` (each head's parameters likewise);
+- ``("action", h)`` -> ``action_<h>``;
+- ``("action", f"{h}_log_prob")`` -> ``action_<h>_log_prob`` (per head, TorchRL's default);
+- ``"sample_log_prob"`` -> ``sample_log_prob`` (aggregated: the sum over heads).
 
 Randomness is an explicit input per head (``noise={h: tensor}``, the head's own noise layout:
 uniform ``[*batch]`` for Categorical, standard normal ``[*batch, *event]`` for the normals);
