@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -267,6 +268,9 @@ def make_bundle(cfg: TrainConfig, out: str | os.PathLike, *, from_run: str | os.
         obs_space, act_space = describe_spaces(cfg.env_id)
     except EnvError as err:
         raise BundleError(str(err)) from None
+    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        raise BundleError(f"{cfg.env_id!r} has composite action space {act_space}; training bundles support Discrete and "
+                          "flat Box actions (train it with rlexport train)")
     _prepare_out(out)
 
     spec = AgentSpec(int(obs_space.shape[0]), act_space, cfg.box_distribution)

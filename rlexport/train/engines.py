@@ -80,9 +80,11 @@ def named_trainable(loss: nn.Module) -> dict[str, nn.Parameter]:
     return out
 
 
-def loss_inputs(loss: nn.Module, cfg: TrainConfig) -> list[str]:
-    """The keyword inputs the update feeds the loss (those of ours that it accepts)."""
-    names = ["observation", "action", "sample_log_prob", "advantage", "value_target"]
+def loss_inputs(loss: nn.Module, cfg: TrainConfig, spec: AgentSpec | None = None) -> list[str]:
+    """The keyword inputs the update feeds the loss (those of ours that it accepts); composite
+    actions: ``action_<head>`` per head and the aggregated ``sample_log_prob``."""
+    actions = ["action"] if spec is None else spec.action_names
+    names = ["observation", *actions, "sample_log_prob", "advantage", "value_target"]
     if cfg.clip_vloss:
         names.append("state_value")
     accepted = getattr(loss, "accepted_keys", None)
@@ -131,7 +133,7 @@ class TorchEngine:
         # fused: one kernel for all parameters instead of a Python loop over them (~5x less time
         # per step for CleanRL-sized networks); the same update rule
         self.optimizer = torch.optim.Adam(list(self.params.values()), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
-        self.input_names = loss_inputs(self.loss, cfg)
+        self.input_names = loss_inputs(self.loss, cfg, spec)
         self.out_keys = [k if isinstance(k, str) else "_".join(k) for k in self.loss.out_keys]
 
     # acting ------------------------------------------------------------------------------
@@ -313,7 +315,7 @@ class OnnxEngine:
         self.loss = build_loss(cfg, actor, critic)
         self.actor, self.critic = loss_networks(self.loss, actor, critic)
         self.params = named_trainable(self.loss)
-        self.input_names = loss_inputs(self.loss, cfg)
+        self.input_names = loss_inputs(self.loss, cfg, spec)
         self.out_keys = [k if isinstance(k, str) else "_".join(k) for k in self.loss.out_keys]
         graph_dir = Path(graph_dir)
         graph_dir.mkdir(parents=True, exist_ok=True)

@@ -100,6 +100,8 @@ def evaluate(run: str | Path, episodes: int = 10, backend: str = "onnx", seed: i
     except RunFolderError as err:
         raise TrainError(str(err)) from None
     act = _onnx_policy(run) if backend == "onnx" else _torch_policy(run, cfg)
+    obs_space, act_space = describe_spaces(cfg.env_id)
+    spec = AgentSpec(int(obs_space.shape[0]), act_space, cfg.box_distribution)
     env = gym.make(cfg.env_id)
     base = (cfg.seed if seed is None else seed) + 10_000
     returns, lengths = [], []
@@ -108,9 +110,7 @@ def evaluate(run: str | Path, episodes: int = 10, backend: str = "onnx", seed: i
             obs, _ = env.reset(seed=base + i)
             total, n, done = 0.0, 0, False
             while not done:
-                a = act(np.asarray(obs, np.float32))
-                if isinstance(env.action_space, gym.spaces.Discrete):
-                    a = int(a)
+                a = spec.single_env_action(act(np.asarray(obs, np.float32)))
                 obs, r, term, trunc, _ = env.step(a)
                 total += float(r)
                 n += 1

@@ -209,13 +209,7 @@ class Trainer:
         rng = np.random.default_rng(321)
         n = self.cfg.minibatch_size
         ex: dict[str, np.ndarray] = {"observation": rng.standard_normal((n, self.spec.obs_dim)).astype(np.float32)}
-        if self.spec.discrete:
-            ex["action"] = rng.integers(0, self.spec.n, size=(n,)).astype(np.int64)
-        else:
-            ex["action"] = np.clip(rng.standard_normal((n, self.spec.act_dim)), -0.9, 0.9).astype(np.float32)
-            if self.spec.kind == "tanh_normal":
-                lo, hi = self.spec.low, self.spec.high
-                ex["action"] = (lo + (ex["action"] + 1) * 0.5 * (hi - lo)).astype(np.float32)
+        ex.update(self.spec.example_actions(rng, n))
         lp = (-np.abs(rng.standard_normal(n)) - 0.5).astype(np.float32)
         ex.update(sample_log_prob=lp, action_log_prob=lp, log_prob=lp)
         ex["advantage"] = rng.standard_normal((n, 1)).astype(np.float32)
@@ -325,9 +319,10 @@ class Trainer:
         cfg = self.cfg
         adv, vt = self.engine.gae(self.buf)
         N = cfg.batch_size
+        action = self.buf["action"].reshape((N,) if self.spec.discrete else (N, -1))
         flat = {
             "observation": self.buf["observation"].reshape(N, -1),
-            "action": self.buf["action"].reshape((N,) if self.spec.discrete else (N, -1)),
+            **(self.spec.split_actions(action) if self.spec.composite else {"action": action}),
             "sample_log_prob": self.buf["sample_log_prob"].reshape(N),
             "advantage": adv.reshape(N, 1).astype(np.float32),
             "value_target": vt.reshape(N, 1).astype(np.float32),
