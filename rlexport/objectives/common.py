@@ -198,9 +198,16 @@ class LossModule(nn.Module):
         done and terminated flags, the critic's inputs (the current ones too if asked) and their
         ``next_`` twins."""
         keys = [self._nk("reward"), self._nk("done"), self._nk("terminated")]
+        if self._uses_vtrace:  # V-trace reweights by the behaviour policy's log-prob (TorchRL)
+            keys.append(self._k("sample_log_prob"))
         if current_critic_inputs:
             keys += self._critic_in_keys
         return keys + ["next_" + k for k in self._critic_in_keys]
+
+    @property
+    def _uses_vtrace(self) -> bool:
+        """Whether the in-graph estimator is V-trace (it reads the log-prob and the actor's inputs)."""
+        return getattr(self.__dict__.get("value_type"), "name", None) == "VTrace"
 
     # ---------------------------------------------------------------- inputs and outputs
     def _required_inputs(self, given: Mapping[str, Any]) -> list[str]:
@@ -314,7 +321,7 @@ class LossModule(nn.Module):
         options = self.__dict__
         return (
             options.get("clip_value"), options.get("critic_coeff"), options.get("entropy_bonus"),
-            self._modules.get("critic_network") is None,
+            self._modules.get("critic_network") is None, options.get("value_type"),
         )
 
     def _check_inputs(self, kwargs: dict[str, Any], plan: "_CallPlan | None" = None) -> dict[str, torch.Tensor]:
@@ -476,7 +483,7 @@ class LossModule(nn.Module):
             },
         )
         extra = {}
-        if getattr(self.value_type, "name", None) == "VTrace":
+        if self._uses_vtrace:
             extra["sample_log_prob"] = inputs[self._k("sample_log_prob")]
             extra["action"] = inputs[self._k("action")]
             for key in self.actor_network.in_keys:

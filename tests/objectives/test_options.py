@@ -1,0 +1,47 @@
+"""TorchRL 0.14.1 options of the losses (issue 14), each against TorchRL's own loss with the same
+weights and data (values and gradients, :func:`helpers.compare`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rlexport.objectives as ro
+import rlexport.value as rv
+from helpers import EXACT_GAE, Nets, compare, exact_torchrl_buffers, make_data, quiet, to_td
+
+quiet()
+
+
+def _mode_actions(nets: Nets, data: dict) -> dict:
+    """Actions at the actor's mode: TorchRL's V-trace takes the target log-prob of the actor's
+    deterministic sample, rlexport's that of the taken action; at the mode they agree."""
+    with torch.no_grad():
+        dist = nets.actor.get_dist(observation=data["observation"])
+        data["action"] = dist.logits.argmax(-1) if nets.kind == "categorical" else dist.loc
+    return data
+
+
+@pytest.mark.parametrize("loss_name", ["A2CLoss", "ReinforceLoss"])
+@pytest.mark.parametrize("kind", ["categorical", "normal"])
+def test_vtrace_estimator_in_a2c_and_reinforce_matches_torchrl(loss_name, kind):
+    import torchrl.objectives as tro
+    from tensordict.nn import InteractionType, set_interaction_type
+
+    nets = Nets(kind, torch.float64)
+    tl_actor, tl_critic = nets.torchrl()
+    tl = getattr(tro, loss_name)(tl_actor, tl_critic).double()
+    ours = getattr(ro, loss_name)(nets.actor, nets.critic)
+    exact_torchrl_buffers(tl, entropy_coeff=getattr(ours, "entropy_coeff", None), critic_coeff=getattr(ours, "critic_coeff", None))
+    tl.set_keys(sample_log_prob="sample_log_prob")
+    tl.make_value_estimator(tro.ValueEstimators.VTrace, gamma=EXACT_GAE["gamma"])
+    ours.make_value_estimator(rv.ValueEstimators.VTrace, gamma=EXACT_GAE["gamma"])
+    assert "sample_log_prob" in ours.in_keys
+    shape = (3, 5)
+    data = _mode_actions(nets, make_data(nets, shape, seed=3, with_targets=False))
+    td = to_td(data, shape)
+    td.names = [None, "time"]
+    with set_interaction_type(InteractionType.DETERMINISTIC):
+        theirs = tl(td)
+    mine = ours.compute_all(**{k: v for k, v in data.items() if k in ours.accepted_keys})
+    compare(mine, theirs, nets.params(), torch.float64)
