@@ -45,7 +45,7 @@ from rlexport.inputs import (
     resolve_alias,
 )
 
-from rlexport.value import ESTIMATOR_CLASSES, ValueEstimators, default_value_kwargs
+from rlexport.value import ESTIMATOR_CLASSES, ValueEstimators, as_value_type, default_value_kwargs
 
 from .utils import (
     GAMMA_LMBDA_DEPREC_ERROR,
@@ -94,7 +94,7 @@ class LossModule(nn.Module):
 
     default_keys = _AcceptedKeys
     default_value_estimator_name = "GAE"
-    SUPPORTED_VALUE_ESTIMATORS = ("TD0", "TD1", "TDLambda", "GAE", "VTrace")
+    SUPPORTED_VALUE_ESTIMATORS = ("TD0", "TD1", "TDLambda", "GAE", "MAGAE", "VTrace")
 
     def __init__(self) -> None:
         super().__init__()
@@ -169,6 +169,21 @@ class LossModule(nn.Module):
                 value = getattr(self.default_keys(), key)
             flatten_key(value)  # validates the type
             setattr(self._tensor_keys, key, value)
+        self._forward_value_estimator_keys()
+
+    # The loss keys its value estimator shares (TorchRL's ``_forward_value_estimator_keys``).
+    ESTIMATOR_KEYS = ("advantage", "value_target", "value", "reward", "done", "terminated", "sample_log_prob")
+
+    def _forward_value_estimator_keys(self) -> None:
+        """Give the value estimator (if built and keyed) the loss's keys, as TorchRL's ``set_keys``
+        and ``make_value_estimator`` do."""
+        estimator = getattr(self, "_value_estimator", None)
+        keys = getattr(estimator, "tensor_keys", None)
+        if keys is None or not callable(getattr(estimator, "set_keys", None)):
+            return
+        estimator.set_keys(**{
+            name: getattr(self._tensor_keys, name) for name in self.ESTIMATOR_KEYS if hasattr(keys, name)
+        })
 
     @property
     def input_aliases(self) -> dict[str, str]:
@@ -207,7 +222,10 @@ class LossModule(nn.Module):
     @property
     def _uses_vtrace(self) -> bool:
         """Whether the in-graph estimator is V-trace (it reads the log-prob and the actor's inputs)."""
-        return getattr(self.__dict__.get("value_type"), "name", None) == "VTrace"
+        value_type = self.__dict__.get("value_type")
+        if isinstance(value_type, type):  # an estimator class (TorchRL keeps the class of an instance)
+            return issubclass(value_type, ESTIMATOR_CLASSES[ValueEstimators.VTrace])
+        return getattr(value_type, "name", None) == "VTrace"
 
     # ---------------------------------------------------------------- inputs and outputs
     def _required_inputs(self, given: Mapping[str, Any]) -> list[str]:
@@ -437,18 +455,19 @@ class LossModule(nn.Module):
             if hyperparams:
                 raise TypeError(f"{owner}.make_value_estimator: hyper-parameters cannot be given with an estimator instance")
             self._value_estimator = value_type
+            self.value_type = type(value_type)
             return self
         if isinstance(value_type, type):
             self._value_estimator = value_type(**hyperparams)
+            self.value_type = value_type
             return self
-        if isinstance(value_type, str):
-            names = {m.name.lower(): m for m in ValueEstimators}
-            value_type = names.get(value_type.lower(), value_type)
-        if not isinstance(value_type, ValueEstimators):
+        try:  # ours, its name, or TorchRL's own enum member (matched by name)
+            value_type = as_value_type(value_type)
+        except (TypeError, ValueError):
             raise ValueError(
                 f"{owner}.make_value_estimator: value_type={value_type!r} is not supported; choose one of "
                 f"{[m.name for m in ValueEstimators]}"
-            )
+            ) from None
         choice(owner, "value_type", value_type.name, list(self.SUPPORTED_VALUE_ESTIMATORS))
         hp = dict(default_value_kwargs(value_type))
         hp.update(hyperparams)
@@ -458,6 +477,7 @@ class LossModule(nn.Module):
             hp.setdefault("actor_network", getattr(self, "actor_network", None))
         self._value_estimator = cls(**hp)
         self.value_type = value_type
+        self._forward_value_estimator_keys()
         return self
 
     def _estimate(
@@ -482,20 +502,21 @@ class LossModule(nn.Module):
                 self._k("value") + " (critic output)": state_value,
             },
         )
-        extra = {}
+        estimator = self.value_estimator
+        keys = getattr(estimator, "tensor_keys", None) or self.default_keys()  # the names it is called with
+        call = {
+            next_key(keys.reward): reward,
+            next_key(keys.done): done,
+            next_key(keys.terminated): terminated,
+            flatten_key(keys.value): state_value,
+            next_key(keys.value): next_state_value,
+        }
         if self._uses_vtrace:
-            extra["sample_log_prob"] = inputs[self._k("sample_log_prob")]
-            extra["action"] = inputs[self._k("action")]
+            call[flatten_key(keys.sample_log_prob)] = inputs[self._k("sample_log_prob")]
+            call[flatten_key(keys.action)] = inputs[self._k("action")]
             for key in self.actor_network.in_keys:
-                extra[key] = inputs[key]
-        return self.value_estimator(
-            next_reward=reward,
-            next_done=done,
-            next_terminated=terminated,
-            state_value=state_value,
-            next_state_value=next_state_value,
-            **extra,
-        )
+                call[key] = inputs[key]
+        return estimator(**call)
 
 
 def const(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:

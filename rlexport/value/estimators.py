@@ -39,6 +39,7 @@ from torch import nn
 from rlexport.inputs import (
     LOG_PROB_KEYS,
     InputDtypeError,
+    InputError,
     KeywordForward,
     check_keywords,
     check_network_dtype,
@@ -59,12 +60,14 @@ from rlexport.value.scan import DEFAULT_MAX_STEPS
 __all__ = [
     "ValueEstimators",
     "ESTIMATOR_CLASSES",
+    "as_value_type",
     "default_value_kwargs",
     "ValueEstimatorBase",
     "TD0Estimator",
     "TD1Estimator",
     "TDLambdaEstimator",
     "GAE",
+    "MultiAgentGAE",
     "VTrace",
 ]
 
@@ -90,7 +93,10 @@ _DEFAULTS: dict[ValueEstimators, dict[str, Any]] = {
 }
 
 
-def _value_type(value_type) -> ValueEstimators:
+def as_value_type(value_type) -> ValueEstimators:
+    """Our :class:`ValueEstimators` member for a member, its name or value (any case), or a
+    member of TorchRL's own ``torchrl.objectives.utils.ValueEstimators`` (matched by name;
+    TorchRL is not imported)."""
     if isinstance(value_type, ValueEstimators):
         return value_type
     if isinstance(value_type, str):
@@ -101,7 +107,7 @@ def _value_type(value_type) -> ValueEstimators:
             f"value_type={value_type!r} is not supported; choose one of {[m.name for m in ValueEstimators]}"
         )
     name = getattr(value_type, "name", None)  # TorchRL's own enum members
-    if isinstance(name, str) and name in ValueEstimators.__members__:
+    if isinstance(value_type, enum.Enum) and isinstance(name, str) and name in ValueEstimators.__members__:
         return ValueEstimators[name]
     raise TypeError(f"value_type must be a ValueEstimators member or its name, got {value_type!r}")
 
@@ -112,7 +118,7 @@ def default_value_kwargs(value_type) -> dict[str, Any]:
     >>> default_value_kwargs(ValueEstimators.TDLambda)
     {'gamma': 0.99, 'lmbda': 0.95, 'differentiable': True}
     """
-    return dict(_DEFAULTS[_value_type(value_type)])
+    return dict(_DEFAULTS[as_value_type(value_type)])
 
 
 @dataclasses.dataclass
@@ -139,7 +145,8 @@ def _coef_attr(module: nn.Module, name: str, value) -> None:
             raise InputDtypeError(f"{owner}: {name} must be a floating-point tensor, got dtype {value.dtype}")
         for entry in value.detach().reshape(-1).tolist():  # construction time, never in forward
             check_option(owner, name, entry, **bounds)
-        module.register_buffer(name, value.detach().clone())
+        device = getattr(module, "_device", None)
+        module.register_buffer(name, value.detach().clone().to(device) if device is not None else value.detach().clone())
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         setattr(module, name, check_option(owner, name, float(value), **bounds))
     else:
@@ -162,10 +169,24 @@ class ValueEstimatorBase(nn.Module):
         differentiable: bool = False,
         time_dim: int = -2,
         max_steps: int = DEFAULT_MAX_STEPS,
+        shifted: bool = False,
+        skip_existing: bool | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
+        owner = type(self).__name__
         if value_network is not None and not isinstance(getattr(value_network, "in_keys", None), (list, tuple)):
-            raise TypeError(f"{type(self).__name__}: value_network must have in_keys (a list of keys)")
+            raise TypeError(f"{owner}: value_network must have in_keys (a list of keys)")
+        if shifted is not False:
+            if shifted is True:
+                raise NotImplementedError(
+                    f"{owner}: shifted=True (TorchRL's single value-network call over a T + 1 sequence) is not "
+                    "supported; use shifted=False (the default): the value network runs on the current and "
+                    "the next inputs"
+                )
+            raise ValueError(f"{owner}: shifted must be a boolean, got {shifted!r}")
+        if skip_existing is not None and not isinstance(skip_existing, bool):
+            raise ValueError(f"{owner}: skip_existing must be None or a boolean, got {skip_existing!r}")
         if isinstance(value_network, nn.Module):
             self.value_network = value_network
         else:
@@ -173,7 +194,18 @@ class ValueEstimatorBase(nn.Module):
         self.differentiable = bool(differentiable)
         self.time_dim = time_dim
         self.max_steps = max_steps
+        self.shifted = shifted
+        self.skip_existing = skip_existing
+        self._device = None if device is None else torch.device(device)
         self._tensor_keys = _AcceptedKeys()
+        self._nested_keys: dict[str, Any] = {}
+
+    @property
+    def _uses_given_values(self) -> bool:
+        """Whether ``state_value``/``next_state_value`` inputs are read: always without a value
+        network; with one only under ``skip_existing=True`` (TorchRL: the value network skips an
+        output that exists; by default, as TorchRL's global default, it recomputes it)."""
+        return self.value_network is None or bool(self.skip_existing)
 
     # -- keys -------------------------------------------------------------------------------
     @property
@@ -190,6 +222,11 @@ class ValueEstimatorBase(nn.Module):
             if value is None:
                 raise ValueError(f"{type(self).__name__}.set_keys: key {key!r} cannot be None")
             setattr(self._tensor_keys, key, flatten_key(value))
+            self._nested_keys[key] = value  # the TensorDict key, for est(td)
+
+    def nested_key(self, name: str):
+        """The TensorDict key of tensor key ``name`` (``set_keys``' value, unflattened)."""
+        return self._nested_keys.get(name, getattr(self._tensor_keys, name))
 
     def _net_keys(self) -> list[str]:
         if self.value_network is None:
@@ -228,8 +265,10 @@ class ValueEstimatorBase(nn.Module):
 
     def _values(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         k = self._tensor_keys
-        value = inputs.get(k.value)
-        next_value = inputs.get(next_key(k.value))
+        value = next_value = None
+        if self._uses_given_values:
+            value = inputs.get(k.value)
+            next_value = inputs.get(next_key(k.value))
         if value is None:
             value = self._call_value_network(inputs, "")
         if next_value is None:
@@ -241,29 +280,65 @@ class ValueEstimatorBase(nn.Module):
 
     def _forward_names(self) -> list[str]:
         names = self.in_keys + [k for k in self._optional_extra() if k not in self.in_keys]
-        return list(dict.fromkeys(names + [next_key(self._tensor_keys.terminated)]))
+        names += [next_key(self._tensor_keys.terminated)]
+        if self.value_network is not None and self._uses_given_values:
+            names += [self._tensor_keys.value, next_key(self._tensor_keys.value)]
+        return list(dict.fromkeys(names))
 
     def _forward_token(self) -> tuple:
-        return (tuple(vars(self._tensor_keys).values()), self.value_network is None)
+        return (tuple(vars(self._tensor_keys).values()), self.value_network is None, self.skip_existing)
 
-    def _keyword_call(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``estimator(**tensors) -> (advantage, value_target)``, both ``[*batch, T, F]``."""
+    def _keyword_call(self, *args: Any, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``estimator(**tensors) -> (advantage, value_target)``, both ``[*batch, T, F]``.
+
+        A TensorDict given positionally is handled by :mod:`rlexport.tensordict`: ``advantage``
+        and ``value_target`` (and the values the network computed) are written into it and it
+        is returned, as TorchRL's estimators do."""
+        if args:
+            if len(args) == 1 and not inputs and hasattr(args[0], "batch_size"):
+                from rlexport.tensordict import call_estimator  # lazy: only TensorDict callers import tensordict
+
+                return call_estimator(self, args[0])
+            raise TypeError(
+                f"{type(self).__name__}.forward takes keyword tensors only (or one TensorDict); "
+                f"expected keywords: {self._forward_names()}"
+            )
+        out = self.estimate_all(**inputs)
+        k = self._tensor_keys
+        return out[k.advantage], out[k.value_target]
+
+    def accepted_keys(self) -> list[str]:
+        """Every keyword name a call accepts (required or optional)."""
+        required, optional = self._keywords()
+        return list(dict.fromkeys(required + optional))
+
+    def _keywords(self) -> tuple[list[str], list[str]]:
+        k = self._tensor_keys
+        value_keys = [k.value, next_key(k.value)]
+        required = [next_key(k.reward), next_key(k.done)] + list(self._required_extra())
+        optional = [next_key(k.terminated)] + self._net_keys() + [next_key(x) for x in self._net_keys()]
+        optional += list(self._optional_extra())
+        if self.value_network is None:
+            required += value_keys
+        elif self._uses_given_values:
+            optional += value_keys
+        return required, optional
+
+    def estimate_all(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{advantage key: ..., value_target key: ..., value key: ..., next value key: ...}``:
+        the estimates and the values they used (what TorchRL writes into its TensorDict)."""
         owner = type(self).__name__
         k = self._tensor_keys
         if k.sample_log_prob == LOG_PROB_KEYS[0] and LOG_PROB_KEYS[1] in inputs:
             inputs = resolve_alias(owner, inputs, *LOG_PROB_KEYS)  # TorchRL 0.14.1's name
         value_keys = [k.value, next_key(k.value)]
-        required = [next_key(k.reward), next_key(k.done)] + list(self._required_extra())
-        optional = [next_key(k.terminated)] + value_keys + self._net_keys() + [next_key(x) for x in self._net_keys()]
-        optional += list(self._optional_extra())
-        if self.value_network is None:
-            required += value_keys
+        required, optional = self._keywords()
         check_keywords(owner, inputs, required, optional)
         if self.value_network is not None:
             needed = []
-            if inputs.get(k.value) is None:
+            if inputs.get(k.value) is None or not self._uses_given_values:
                 needed += self._net_keys()
-            if inputs.get(next_key(k.value)) is None:
+            if inputs.get(next_key(k.value)) is None or not self._uses_given_values:
                 needed += [next_key(x) for x in self._net_keys()]
             check_keywords(owner, {x: v for x, v in inputs.items() if v is not None and x in needed}, needed)
         flag_keys = (next_key(k.done), next_key(k.terminated))
@@ -282,7 +357,8 @@ class ValueEstimatorBase(nn.Module):
             terminated = inputs.get(next_key(k.terminated))
             if terminated is None:
                 terminated = done
-            return self._estimate(value, next_value, reward, done, terminated, inputs)
+            advantage, value_target = self._estimate(value, next_value, reward, done, terminated, inputs)
+        return {k.advantage: advantage, k.value_target: value_target, k.value: value, next_key(k.value): next_value}
 
     def _required_extra(self) -> list[str]:
         return []
@@ -303,8 +379,10 @@ class ValueEstimatorBase(nn.Module):
 
 class _TDBase(ValueEstimatorBase):
     def __init__(self, *, gamma, value_network=None, average_rewards: bool = False, differentiable: bool = False,
-                 time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS) -> None:
-        super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps)
+                 time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS, shifted: bool = False,
+                 skip_existing: bool | None = None, device=None) -> None:
+        super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps,
+                         shifted=shifted, skip_existing=skip_existing, device=device)
         _coef_attr(self, "gamma", gamma)
         self.average_rewards = bool(average_rewards)
 
@@ -371,9 +449,11 @@ class TDLambdaEstimator(_TDBase):
     """
 
     def __init__(self, *, gamma, lmbda, value_network=None, average_rewards: bool = False, differentiable: bool = False,
-                 vectorized: bool = True, time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS) -> None:
+                 vectorized: bool = True, time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS, shifted: bool = False,
+                 skip_existing: bool | None = None, device=None) -> None:
         super().__init__(gamma=gamma, value_network=value_network, average_rewards=average_rewards,
-                         differentiable=differentiable, time_dim=time_dim, max_steps=max_steps)
+                         differentiable=differentiable, time_dim=time_dim, max_steps=max_steps,
+                         shifted=shifted, skip_existing=skip_existing, device=device)
         _coef_attr(self, "lmbda", lmbda)
         self.vectorized = vectorized
 
@@ -407,8 +487,10 @@ class GAE(ValueEstimatorBase):
     """
 
     def __init__(self, *, gamma, lmbda, value_network=None, average_gae: bool = False, differentiable: bool = False,
-                 vectorized: bool | None = None, time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS) -> None:
-        super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps)
+                 vectorized: bool | None = None, time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS, shifted: bool = False,
+                 skip_existing: bool | None = None, device=None) -> None:
+        super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps,
+                         shifted=shifted, skip_existing=skip_existing, device=device)
         _coef_attr(self, "gamma", gamma)
         _coef_attr(self, "lmbda", lmbda)
         self.average_gae = bool(average_gae)
@@ -421,6 +503,56 @@ class GAE(ValueEstimatorBase):
         )
         if self.average_gae:
             adv = self._standardize(adv, 1e-4)
+        return adv, target
+
+
+class MultiAgentGAE(GAE):
+    """TorchRL 0.14.1's ``MultiAgentGAE`` (``ValueEstimators.MAGAE``): GAE for per-agent values
+    ``[*batch, T, n_agents, 1]`` with team-shared ``next_reward``/``next_done``/``next_terminated``
+    ``[*batch, T, 1]`` (broadcast along ``agent_dim`` first) or per-agent ones (the value's
+    shape, used as they are). ``average_gae`` standardises each agent separately (over every
+    dim but ``agent_dim``).
+
+    Keyword Args:
+        agent_dim (int): the agent axis of the value tensor (default ``-2``).
+        time_dim (int, optional): the time axis of the value tensor. Default: ``-3`` when the
+            signals are team-shared (one dim fewer than the value), else ``-2`` (the
+            ``[*batch, T, 1]`` layout); give ``-3`` for per-agent signals.
+        Others as :class:`GAE`.
+    """
+
+    def __init__(self, *, agent_dim: int = -2, time_dim: int | None = None, **kwargs) -> None:
+        super().__init__(time_dim=-2 if time_dim is None else time_dim, **kwargs)
+        self.agent_dim = agent_dim
+        self._time_dim_given = time_dim is not None
+
+    def _broadcast(self, name: str, tensor: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        if tensor.ndim == value.ndim:
+            return tensor
+        if tensor.ndim != value.ndim - 1:
+            raise InputError(
+                f"{type(self).__name__}: {name!r} has shape {list(tensor.shape)} but the value has shape "
+                f"{list(value.shape)}; expected the value's shape (per agent) or one dim fewer (team-shared)"
+            )
+        dim = self.agent_dim % value.ndim
+        shape = list(tensor.unsqueeze(dim).shape)
+        shape[dim] = value.shape[dim]
+        return tensor.unsqueeze(dim).expand(shape)
+
+    def _estimate(self, value, next_value, reward, done, terminated, inputs):
+        team_shared = reward.ndim == value.ndim - 1
+        time_dim = self.time_dim if self._time_dim_given else (-3 if team_shared else -2)
+        reward, done, terminated = (
+            self._broadcast(name, t, value)
+            for name, t in (("next_reward", reward), ("next_done", done), ("next_terminated", terminated))
+        )
+        adv, target = F.generalized_advantage_estimate(
+            self._coef("gamma", reward), self._coef("lmbda", reward), value, next_value, reward, done, terminated,
+            time_dim=time_dim, max_steps=self.max_steps,
+        )
+        if self.average_gae:
+            dims = [d for d in range(adv.ndim) if d != self.agent_dim % adv.ndim]
+            adv = (adv - adv.mean(dims, keepdim=True)) / adv.std(dims, keepdim=True).clamp_min(1e-4)
         return adv, target
 
 
@@ -448,8 +580,10 @@ class VTrace(ValueEstimatorBase):
 
     def __init__(self, *, gamma, actor_network=None, value_network=None, rho_thresh=1.0, c_thresh=1.0,
                  average_adv: bool = False, differentiable: bool = False, time_dim: int = -2,
-                 max_steps: int = DEFAULT_MAX_STEPS) -> None:
-        super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps)
+                 max_steps: int = DEFAULT_MAX_STEPS, shifted: bool = False,
+                 skip_existing: bool | None = None, device=None) -> None:
+        super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps,
+                         shifted=shifted, skip_existing=skip_existing, device=device)
         if isinstance(gamma, torch.Tensor) and gamma.numel() != 1:
             raise ValueError(f"VTrace: gamma must be a scalar, got a tensor of shape {list(gamma.shape)}")
         if actor_network is not None and not callable(getattr(actor_network, "get_dist", None)):
@@ -495,11 +629,12 @@ class VTrace(ValueEstimatorBase):
         return adv, vs
 
 
-# The one estimator name -> class table (TorchRL has no MAGAE module in this scope: not listed).
+# The one estimator name -> class table.
 ESTIMATOR_CLASSES: dict[ValueEstimators, type[ValueEstimatorBase]] = {
     ValueEstimators.TD0: TD0Estimator,
     ValueEstimators.TD1: TD1Estimator,
     ValueEstimators.TDLambda: TDLambdaEstimator,
     ValueEstimators.GAE: GAE,
+    ValueEstimators.MAGAE: MultiAgentGAE,
     ValueEstimators.VTrace: VTrace,
 }
