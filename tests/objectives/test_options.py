@@ -45,3 +45,36 @@ def test_vtrace_estimator_in_a2c_and_reinforce_matches_torchrl(loss_name, kind):
         theirs = tl(td)
     mine = ours.compute_all(**{k: v for k, v in data.items() if k in ours.accepted_keys})
     compare(mine, theirs, nets.params(), torch.float64)
+
+
+@pytest.mark.parametrize("loss_name", ["A2CLoss", "ClipPPOLoss", "ReinforceLoss"])
+def test_set_keys_reaches_the_value_estimator_as_in_torchrl(loss_name):
+    """``loss.set_keys(...)`` renames the estimator's keys too (before and after
+    ``make_value_estimator``); the loss computing the advantage in-graph with renamed inputs
+    gives TorchRL's numbers."""
+    import torchrl.objectives as tro
+
+    nets = Nets("categorical", torch.float64)
+    tl_actor, tl_critic = nets.torchrl()
+    tl = getattr(tro, loss_name)(tl_actor, tl_critic).double()
+    ours = getattr(ro, loss_name)(nets.actor, nets.critic)
+    exact_torchrl_buffers(tl, entropy_coeff=getattr(ours, "entropy_coeff", None), critic_coeff=getattr(ours, "critic_coeff", None),
+                          clip_epsilon=getattr(ours, "clip_epsilon", None))
+    renamed = dict(advantage="adv", value_target="target", reward="rew", done="finished", terminated="ended")
+    for loss in (tl, ours):
+        loss.make_value_estimator(tro.ValueEstimators.GAE, **EXACT_GAE)
+        loss.set_keys(**renamed)
+    tl.set_keys(sample_log_prob="sample_log_prob")
+    for name, value in renamed.items():
+        assert getattr(ours.value_estimator.tensor_keys, name) == getattr(tl.value_estimator.tensor_keys, name) == value
+    ours.make_value_estimator(rv.ValueEstimators.GAE, **EXACT_GAE)  # a new estimator gets the loss's keys
+    assert ours.value_estimator.tensor_keys.reward == "rew"
+    shape = (2, 5)
+    data = make_data(nets, shape, seed=7, with_targets=False)
+    data = {{"next_reward": "next_rew", "next_done": "next_finished", "next_terminated": "next_ended"}.get(k, k): v
+            for k, v in data.items()}
+    td = to_td(data, shape)
+    td.names = [None, "time"]
+    theirs = tl(td)
+    mine = ours.compute_all(**{k: v for k, v in data.items() if k in ours.accepted_keys})
+    compare(mine, theirs, nets.params(), torch.float64)
