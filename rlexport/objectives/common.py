@@ -17,6 +17,7 @@ an input of an exported graph.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -426,6 +427,21 @@ class LossModule(nn.Module):
         outputs = self._compute(inputs, frozenset(self._all_out_keys()))
         return {k: outputs[k] for k in self._all_out_keys() if k in outputs}
 
+    # ---------------------------------------------------------------- state
+    def reset(self) -> None:
+        """TorchRL's ``LossModule.reset``: restore the loss's own state (KLPEN's ``beta``); the
+        other losses hold none."""
+
+    def reset_parameters_recursive(self) -> None:
+        """Re-initialise the networks: ``reset_parameters()`` of every submodule that has one,
+        children first (tensordict's ``reset_parameters_recursive`` order), actor, then critic,
+        then the target critic (TorchRL's order of its networks)."""
+        seen: set[int] = set()
+        for name in ("actor_network", "critic_network", "target_critic_network"):
+            network = self._modules.get(name)
+            if network is not None:
+                _reset_parameters(network, seen)
+
     # ---------------------------------------------------------------- value estimator
     @property
     def value_estimator(self):
@@ -519,6 +535,16 @@ class LossModule(nn.Module):
         return estimator(**call)
 
 
+def _reset_parameters(module: nn.Module, seen: set[int]) -> None:
+    """``reset_parameters()`` of each child of ``module`` after its own children, each module
+    once (a trunk shared by the actor and the critic is re-initialised once)."""
+    for child in module.children():
+        _reset_parameters(child, seen)
+        if hasattr(child, "reset_parameters") and id(child) not in seen:
+            seen.add(id(child))
+            child.reset_parameters()
+
+
 def const(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """:func:`rlexport.inputs.constant_like`."""
     return constant_like(value, like)
@@ -550,6 +576,28 @@ class ActorCriticLoss(LossModule):
         if separate_losses and critic_network is not None:
             shared = self._shared_parameter_names(actor_network, critic_network)
         self._critic_shared_params = shared
+
+    def _make_target_critic(self) -> None:
+        """``target_critic_network``: a copy of the critic whose parameters are buffers (TorchRL's
+        ``create_target_params``: a detached copy that receives no gradient)."""
+        target = copy.deepcopy(self.critic_network)
+        for module in target.modules():
+            for name, param in list(module._parameters.items()):
+                del module._parameters[name]
+                module.register_buffer(name, None if param is None else param.detach().clone())
+        self.target_critic_network = target
+
+    @torch.no_grad()
+    def update_target_params(self, tau: float = 1.0) -> None:
+        """``target <- (1 - tau) target + tau critic`` for every critic parameter (``tau=1``:
+        TorchRL's ``HardUpdate``; ``0 < tau < 1``: ``SoftUpdate`` with ``eps = 1 - tau``). Eager."""
+        target = self._modules.get("target_critic_network")
+        if target is None:
+            raise RuntimeError(f"{type(self).__name__}: no target network; build the loss with delay_value=True")
+        tau = check_option(type(self).__name__, "tau", float(tau), low=0.0, high=1.0, low_open=True)
+        buffers = dict(target.named_buffers())
+        for name, param in self.critic_network.named_parameters():
+            buffers[name].lerp_(param.detach(), tau)
 
     # ---------------------------------------------------------------- input layout
     def _check_layout(self, inputs: Mapping[str, torch.Tensor]) -> None:
@@ -628,8 +676,10 @@ class ActorCriticLoss(LossModule):
             return actor.get_dist_from(inputs)
         return actor.get_dist(**{k: inputs[k] for k in _module_in_keys(actor)})
 
-    def _call_critic(self, inputs: Mapping[str, torch.Tensor], prefix: str = "", detach_shared: bool = False) -> torch.Tensor:
-        critic = self.critic_network
+    def _call_critic(
+        self, inputs: Mapping[str, torch.Tensor], prefix: str = "", detach_shared: bool = False, critic: nn.Module | None = None,
+    ) -> torch.Tensor:
+        critic = self.critic_network if critic is None else critic
         tensors = {k: inputs[prefix + k] for k in _module_in_keys(critic)}
         if prefix:  # NaN next observations (after a terminal step) -> the current ones, as TorchRL
             tensors = {k: next_or_current(v, inputs.get(k)) for k, v in tensors.items()}
@@ -667,7 +717,8 @@ class ActorCriticLoss(LossModule):
                 False,
             )
         value_now = state_value.detach()
-        next_value = self._call_critic(inputs, prefix="next_").detach()
+        # delay_value: the next value from the target copy of the critic (TorchRL's target_params)
+        next_value = self._call_critic(inputs, prefix="next_", critic=self._modules.get("target_critic_network")).detach()
         advantage, value_target = self._estimate(inputs, value_now, next_value)
         return advantage.detach(), value_target.detach(), state_value, value_now, True
 

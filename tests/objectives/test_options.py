@@ -78,3 +78,76 @@ def test_set_keys_reaches_the_value_estimator_as_in_torchrl(loss_name):
     theirs = tl(td)
     mine = ours.compute_all(**{k: v for k, v in data.items() if k in ours.accepted_keys})
     compare(mine, theirs, nets.params(), torch.float64)
+
+
+def _perturb_critic(nets: Nets) -> None:
+    """An update of the critic after the losses were built (what a target network lags behind)."""
+    with torch.no_grad():
+        for p in nets.critic_module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+
+
+def test_reinforce_delay_value_matches_torchrl_and_exports():
+    """``ReinforceLoss(delay_value=True)``: the next value comes from a target copy of the critic
+    taken at construction (TorchRL's ``create_target_params``). After the critic moved, values
+    and gradients equal TorchRL's; the target parameters are buffers (no gradient, inputs of an
+    exported graph like any buffer), and ``update_target_params`` syncs them (``HardUpdate``)."""
+    import torchrl.objectives as tro
+    from torchrl.objectives import HardUpdate
+
+    nets = Nets("normal", torch.float64)
+    tl_actor, tl_critic = nets.torchrl()
+    tl = tro.ReinforceLoss(tl_actor, tl_critic, delay_value=True).double()
+    ours = ro.ReinforceLoss(nets.actor, nets.critic, delay_value=True)
+    for loss in (tl, ours):
+        loss.make_value_estimator(tro.ValueEstimators.GAE, **EXACT_GAE)
+    assert [n for n, _ in ours.target_critic_network.named_parameters()] == []
+    _perturb_critic(nets)
+    shape = (3, 4)
+    data = make_data(nets, shape, seed=8, with_targets=False)
+    kwargs = {k: v for k, v in data.items() if k in ours.accepted_keys}
+    td = to_td(data, shape)
+    td.names = [None, "time"]
+    compare(ours.compute_all(**kwargs), tl(td.clone()), nets.params(), torch.float64)
+    plain = ro.ReinforceLoss(nets.actor, nets.critic).make_value_estimator(rv.ValueEstimators.GAE, **EXACT_GAE)
+    assert not torch.equal(ours(**kwargs)[0], plain(**kwargs)[0])  # the target lags behind the critic
+
+    program = torch.export.export(ours, (), kwargs=kwargs)
+    assert any("target_critic_network" in name for name in program.graph_signature.inputs_to_buffers.values())
+    for a, b in zip(program.module()(**kwargs), ours(**kwargs)):
+        assert torch.equal(a, b)
+
+    HardUpdate(tl, value_network_update_interval=1).step()
+    ours.update_target_params()
+    compare(ours.compute_all(**kwargs), tl(td.clone()), nets.params(), torch.float64)
+    for a, b in zip(ours(**kwargs), plain(**kwargs)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("loss_name", ["A2CLoss", "PPOLoss", "ClipPPOLoss", "KLPENPPOLoss", "ReinforceLoss"])
+def test_reset_and_reset_parameters_recursive(loss_name):
+    """``reset()`` on every loss (TorchRL's LossModule API; KLPEN restores beta) and
+    ``reset_parameters_recursive()``: the networks re-initialised exactly as tensordict's
+    ``TensorDictModule.reset_parameters_recursive`` re-initialises the same modules (same seed,
+    actor then critic)."""
+    import copy
+
+    from tensordict.nn import TensorDictModule
+
+    nets = Nets("categorical")
+    loss = getattr(ro, loss_name)(nets.actor, nets.critic)
+    loss.reset()
+    if loss_name == "KLPENPPOLoss":
+        loss.beta.fill_(3.0)
+        loss.reset()
+        assert float(loss.beta) == 1.0
+    reference = copy.deepcopy((nets.actor_module, nets.critic_module))
+    before = [p.clone() for p in nets.params()]
+    torch.manual_seed(5)
+    loss.reset_parameters_recursive()
+    torch.manual_seed(5)
+    for module in reference:
+        TensorDictModule(module, ["observation"], ["out"]).reset_parameters_recursive()
+    ref_params = [p for m in reference for p in m.parameters()]
+    for p, q, old in zip(nets.params(), ref_params, before):
+        assert torch.equal(p, q) and not torch.equal(p, old)
