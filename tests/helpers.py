@@ -261,7 +261,7 @@ def exact_torchrl_buffers(tl_loss, **values) -> None:
         if value is None or not isinstance(getattr(tl_loss, name, None), torch.Tensor):
             continue
         buf = getattr(tl_loss, name)
-        buf.data = torch.tensor(value, dtype=torch.float64)
+        buf.data = torch.as_tensor(value, dtype=torch.float64).clone()
 
 
 def grads(outputs: dict[str, torch.Tensor], params: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:

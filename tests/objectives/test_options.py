@@ -151,3 +151,32 @@ def test_reset_and_reset_parameters_recursive(loss_name):
     ref_params = [p for m in reference for p in m.parameters()]
     for p, q, old in zip(nets.params(), ref_params, before):
         assert torch.equal(p, q) and not torch.equal(p, old)
+
+
+@pytest.mark.parametrize("clip_epsilon", [0.2, (0.05, 0.3)])
+def test_clip_epsilon_buffers_schedule_as_in_torchrl(clip_epsilon):
+    """``clip_epsilon`` is a registered buffer (a pair: ``clip_epsilon_low``/``_high``), in the
+    state dict; scheduled in place it clips like TorchRL's scheduled buffer (values and
+    gradients); the other flavour cannot be assigned (TorchRL's guard)."""
+    import torchrl.objectives as tro
+
+    nets = Nets("normal", torch.float64)
+    tl_actor, tl_critic = nets.torchrl()
+    tl = tro.ClipPPOLoss(tl_actor, tl_critic, clip_epsilon=clip_epsilon).double()
+    tl.set_keys(sample_log_prob="sample_log_prob")
+    ours = ro.ClipPPOLoss(nets.actor, nets.critic, clip_epsilon=clip_epsilon)
+    names = ["clip_epsilon"] if isinstance(clip_epsilon, float) else ["clip_epsilon_low", "clip_epsilon_high"]
+    assert [n for n in dict(ours.named_buffers()) if n.startswith("clip_epsilon")] == names
+    assert all(n in ours.state_dict() for n in names)
+    for name, value in zip(names, (0.0625, 0.125)):  # dyadic: exact in TorchRL's float32 buffers
+        getattr(ours, name).fill_(value)
+        getattr(tl, name).fill_(value)
+    exact_torchrl_buffers(tl, entropy_coeff=ours.entropy_coeff, critic_coeff=ours.critic_coeff)
+    data = make_data(nets, (8,), seed=9)
+    theirs = tl(to_td(data, (8,)))
+    mine = ours.compute_all(**{k: v for k, v in data.items() if k in ours.accepted_keys})
+    assert 0 < float(mine["clip_fraction"]) < 1
+    compare(mine, theirs, nets.params(), torch.float64)
+    other = "clip_epsilon_low" if isinstance(clip_epsilon, float) else "clip_epsilon"
+    with pytest.raises(AttributeError, match="Cannot schedule"):
+        setattr(ours, other, 0.1)
