@@ -64,6 +64,8 @@ def call_loss(loss, td: TensorDictBase | Mapping) -> TensorDict:
         try:
             loss._selected_out_keys = names
             values = loss.forward_and_update(**kwargs)
+            if isinstance(values, torch.Tensor):  # one output: returned bare
+                values = (values,)
         finally:
             loss._selected_out_keys = previous
         outputs = dict(zip(names, values))

@@ -6,7 +6,7 @@ modules, and whose ``forward(**tensors)`` is a pure function of its keyword tens
     keyword tensors -> checks (names, shapes, dtypes) -> advantage (given, or the value
     estimator in-graph) -> distribution -> log-prob -> objective -> reduction -> tuple
 
-The tuple follows ``loss.out_keys``. Keyword names are TorchRL's keys flattened with ``_``
+The tuple follows ``loss.out_keys`` (one selected output: the tensor itself, as TorchRL). Keyword names are TorchRL's keys flattened with ``_``
 (``("next", "reward")`` -> ``next_reward``); ``set_keys`` renames them as TorchRL's does.
 
 Hyper-parameters (``entropy_coeff``, ``critic_coeff``, ``clip_value``, ``clip_epsilon``, KLPEN's
@@ -59,7 +59,7 @@ from .utils import (
     sample_and_log_prob,
 )
 
-__all__ = ["LossModule", "ValueEstimators", "default_value_kwargs"]
+__all__ = ["LossModule", "ValueEstimators", "default_value_kwargs", "pack_outputs"]
 
 
 class _CallPlan(NamedTuple):
@@ -393,7 +393,7 @@ class LossModule(nn.Module):
         return (tuple(vars(self._tensor_keys).values()), self._config_token(), getattr(self, "value_type", None))
 
     def _keyword_call(self, *args: Any, **kwargs: torch.Tensor):
-        """``loss(**tensors) -> tuple`` in ``out_keys`` order.
+        """``loss(**tensors) -> tuple`` in ``out_keys`` order; with one output, that tensor (TorchRL).
 
         A TensorDict given positionally is handled by :mod:`rlexport.tensordict` and gives a
         TensorDict back, as TorchRL's losses do.
@@ -412,7 +412,7 @@ class LossModule(nn.Module):
         inputs = self._check_inputs(kwargs, plan)
         self._check_layout(inputs)
         outputs = self._compute(inputs, plan.wanted)
-        return tuple([outputs[k] for k in plan.out_keys])
+        return pack_outputs(outputs, plan.out_keys)
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -533,6 +533,14 @@ class LossModule(nn.Module):
             for key in self.actor_network.in_keys:
                 call[key] = inputs[key]
         return estimator(**call)
+
+
+def pack_outputs(outputs: Mapping[str, torch.Tensor], out_keys: tuple[str, ...] | list[str]):
+    """The keyword call's result: the outputs named by ``out_keys`` as a tuple in that order, or
+    the tensor itself when one output is selected (TorchRL's keyword call returns it bare)."""
+    if len(out_keys) == 1:
+        return outputs[out_keys[0]]
+    return tuple([outputs[k] for k in out_keys])
 
 
 def _reset_parameters(module: nn.Module, seen: set[int]) -> None:

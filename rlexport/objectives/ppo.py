@@ -15,7 +15,7 @@ import torch
 
 from rlexport.inputs import check_tensor
 
-from .common import ActorCriticLoss, const
+from .common import ActorCriticLoss, const, pack_outputs
 from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, sample_and_log_prob
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
@@ -470,7 +470,7 @@ class KLPENPPOLoss(PPOLoss):
         self._check_layout(inputs)
         outputs = self._compute(inputs, plan.wanted | {"beta_next"})
         self.update_beta(outputs["beta_next"])
-        return tuple(outputs[k] for k in plan.out_keys)
+        return pack_outputs(outputs, plan.out_keys)
 
     def reset(self) -> None:
         with torch.no_grad():

@@ -180,3 +180,37 @@ def test_clip_epsilon_buffers_schedule_as_in_torchrl(clip_epsilon):
     other = "clip_epsilon_low" if isinstance(clip_epsilon, float) else "clip_epsilon"
     with pytest.raises(AttributeError, match="Cannot schedule"):
         setattr(ours, other, 0.1)
+
+
+@pytest.mark.parametrize("loss_name", ["A2CLoss", "ClipPPOLoss"])
+def test_one_selected_output_is_a_tensor_as_in_torchrl(loss_name, tmp_path):
+    """TorchRL's keyword call returns the tensor itself when one output is selected; so does
+    ours (the same number). Exported, the graph keeps its one output name and validates."""
+    import torchrl.objectives as tro
+
+    from rlexport.export import export_onnx
+    from rlexport.parity import validate
+
+    nets = Nets("categorical")
+    tl_actor, tl_critic = nets.torchrl()
+    tl = getattr(tro, loss_name)(tl_actor, tl_critic)
+    ours = getattr(ro, loss_name)(nets.actor, nets.critic)
+    if loss_name != "A2CLoss":
+        tl.set_keys(sample_log_prob="sample_log_prob")
+    for loss in (tl, ours):
+        loss.select_out_keys("loss_objective")
+    data = make_data(nets, (6,), with_targets=False)
+    tl_kwargs = {k: v for k, v in data.items() if k.replace("next_", "", 1) in ("observation", "action", "sample_log_prob", "reward", "done", "terminated")}
+    if loss_name == "A2CLoss":
+        tl_kwargs.pop("sample_log_prob")
+    theirs, mine = tl(**tl_kwargs), ours(**tl_kwargs)
+    assert isinstance(theirs, torch.Tensor) and isinstance(mine, torch.Tensor)
+    torch.testing.assert_close(mine, theirs)
+    if loss_name != "ClipPPOLoss":
+        return
+    example = {k: v for k, v in make_data(nets, (6,)).items() if k in ours.accepted_keys and not k.startswith("next_")}
+    path = export_onnx(ours, example, tmp_path / "loss.onnx")
+    import onnx
+
+    assert [o.name for o in onnx.load(str(path)).graph.output] == ["loss_objective"]
+    assert validate(str(path)).passed
