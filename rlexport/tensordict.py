@@ -87,6 +87,8 @@ def call_estimator(estimator, td: TensorDictBase) -> TensorDictBase:
     if estimator.value_network is not None:
         td.set(value_key, outputs[keys.value])
         td.set(("next", *((value_key,) if isinstance(value_key, str) else value_key)), outputs["next_" + keys.value])
+    if "shifted_valid" in outputs:  # shifted=True: which steps kept their place (TorchRL)
+        td.set("shifted_valid", outputs["shifted_valid"])
     td.set(estimator.nested_key("advantage"), outputs[keys.advantage])
     td.set(estimator.nested_key("value_target"), outputs[keys.value_target])
     return td

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -51,6 +51,7 @@ from rlexport.inputs import (
     flatten_key,
     next_key,
     next_or_current,
+    normalize_dim,
     parameter_dtype,
     resolve_alias,
 )
@@ -153,6 +154,72 @@ def _coef_attr(module: nn.Module, name: str, value) -> None:
         raise TypeError(f"{owner}: {name} must be a float or a tensor, got {type(value).__name__}")
 
 
+#: The output TorchRL writes with ``shifted=True``: which steps kept their place (``[*batch, T]``).
+SHIFTED_VALID = "shifted_valid"
+
+
+class _ShiftedLayout(NamedTuple):
+    root_slot: torch.Tensor  # [*batch, T]: slot of each step's input
+    next_slot: torch.Tensor  # [*batch, T]: slot of each step's next input
+    valid: torch.Tensor  # [*batch, T]: both inside the budget
+    last_valid: torch.Tensor  # [*batch, T]: the last valid step before an invalid one
+    next_insert: torch.Tensor  # [*batch, T]: steps whose next input is written (truncations, last_valid)
+    boundary_slot: torch.Tensor  # [*batch, 1]: slot of the last step's next input
+    length: int | torch.SymInt  # T + shifted_budget
+
+
+def _shifted_layout(done: torch.Tensor, terminated: torch.Tensor, time_axis: int, budget: int) -> _ShiftedLayout:
+    """The slots of TorchRL's single-call layout from ``done``/``terminated`` ``[*batch, T, 1]``."""
+    reset = done.squeeze(-1) & ~terminated.squeeze(-1)
+    T = reset.shape[time_axis]
+    shape = [1] * reset.ndim
+    shape[time_axis] = T
+    steps = torch.arange(T, device=reset.device).view(shape)
+    reset = reset & (steps != T - 1)  # a truncation at the last step inserts nothing
+    count = reset.to(torch.long)
+    before = count.cumsum(time_axis) - count  # truncations strictly before each step
+    root_slot = steps + before
+    next_slot = root_slot + 1
+    length = T + budget
+    valid = next_slot < length
+    # slots grow with t, so the valid steps are a prefix: the last kept one is the step before
+    # the first displaced one (none when every step fits)
+    kept = valid.to(torch.long).sum(time_axis, keepdim=True)
+    last_valid = (steps == kept - 1) & (kept < T)
+    boundary_slot = T + count.sum(time_axis, keepdim=True)
+    return _ShiftedLayout(root_slot, next_slot, valid, last_valid, (reset & valid) | last_valid, boundary_slot, length)
+
+
+def _expand_to(index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``index`` ``[*batch, T]`` with ``like``'s trailing dims: ``[*batch, T, *rest]``."""
+    return index.reshape(*index.shape, *([1] * (like.ndim - index.ndim))).expand(*index.shape, *like.shape[index.ndim:])
+
+
+def _scatter_time(dest: torch.Tensor, slot: torch.Tensor, source: torch.Tensor, mask: torch.Tensor, time_axis: int, length) -> torch.Tensor:
+    """``dest`` with ``source``'s steps written at ``slot`` where ``mask`` (others to a dropped sentinel slot)."""
+    padded = torch.cat([dest, torch.zeros_like(dest.narrow(time_axis, 0, 1))], time_axis)
+    index = torch.where(mask, slot, torch.full_like(slot, length))
+    return padded.scatter(time_axis, _expand_to(index, source), source).narrow(time_axis, 0, length)
+
+
+def _shifted_merge(root: torch.Tensor, nxt: torch.Tensor, layout: _ShiftedLayout, time_axis: int) -> torch.Tensor:
+    """One network input ``[*batch, T + budget, *features]`` from its current and next inputs."""
+    T = root.shape[time_axis]
+    shape = list(root.shape)
+    shape[time_axis] = layout.length
+    merged = root.new_zeros(shape)
+    merged = _scatter_time(merged, layout.root_slot, root, layout.root_slot < layout.length, time_axis, layout.length)
+    merged = _scatter_time(merged, layout.next_slot, nxt, layout.next_insert, time_axis, layout.length)
+    last = nxt.narrow(time_axis, T - 1, 1)
+    return _scatter_time(merged, layout.boundary_slot, last, layout.boundary_slot < layout.length, time_axis, layout.length)
+
+
+def _gather_time(values: torch.Tensor, slot: torch.Tensor, time_axis: int, length) -> torch.Tensor:
+    """``values`` ``[*batch, T + budget, *rest]`` at ``slot`` ``[*batch, T]`` (clamped into range)."""
+    index = slot.clamp_max(length - 1)
+    return values.gather(time_axis, _expand_to(index, values.narrow(time_axis, 0, slot.shape[time_axis])))
+
+
 class ValueEstimatorBase(nn.Module):
     """Base of the estimator modules: keys, value-network calls, the keyword interface.
 
@@ -172,19 +239,16 @@ class ValueEstimatorBase(nn.Module):
         shifted: bool = False,
         skip_existing: bool | None = None,
         device: torch.device | str | None = None,
+        shifted_budget: int = 1,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
         if value_network is not None and not isinstance(getattr(value_network, "in_keys", None), (list, tuple)):
             raise TypeError(f"{owner}: value_network must have in_keys (a list of keys)")
-        if shifted is not False:
-            if shifted is True:
-                raise NotImplementedError(
-                    f"{owner}: shifted=True (TorchRL's single value-network call over a T + 1 sequence) is not "
-                    "supported; use shifted=False (the default): the value network runs on the current and "
-                    "the next inputs"
-                )
+        if not isinstance(shifted, bool):
             raise ValueError(f"{owner}: shifted must be a boolean, got {shifted!r}")
+        if isinstance(shifted_budget, bool) or not isinstance(shifted_budget, int) or shifted_budget < 1:
+            raise ValueError(f"{owner}: shifted_budget must be >= 1, got {shifted_budget!r}")
         if skip_existing is not None and not isinstance(skip_existing, bool):
             raise ValueError(f"{owner}: skip_existing must be None or a boolean, got {skip_existing!r}")
         if isinstance(value_network, nn.Module):
@@ -195,6 +259,7 @@ class ValueEstimatorBase(nn.Module):
         self.time_dim = time_dim
         self.max_steps = max_steps
         self.shifted = shifted
+        self.shifted_budget = shifted_budget
         self.skip_existing = skip_existing
         self._device = None if device is None else torch.device(device)
         self._tensor_keys = _AcceptedKeys()
@@ -205,7 +270,12 @@ class ValueEstimatorBase(nn.Module):
         """Whether ``state_value``/``next_state_value`` inputs are read: always without a value
         network; with one only under ``skip_existing=True`` (TorchRL: the value network skips an
         output that exists; by default, as TorchRL's global default, it recomputes it)."""
-        return self.value_network is None or bool(self.skip_existing)
+        return self.value_network is None or (bool(self.skip_existing) and not self._single_call)
+
+    @property
+    def _single_call(self) -> bool:
+        """``shifted=True`` with a value network: one call over ``T + shifted_budget`` slots."""
+        return self.shifted and self.value_network is not None
 
     # -- keys -------------------------------------------------------------------------------
     @property
@@ -251,17 +321,38 @@ class ValueEstimatorBase(nn.Module):
 
     # -- value network ------------------------------------------------------------------------
     def _call_value_network(self, inputs: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
-        net = self.value_network
         kwargs = {k: inputs[(prefix + k) if prefix else k] for k in self._net_keys()}
         if prefix:
             kwargs = {k: next_or_current(v, inputs.get(k)) for k, v in kwargs.items()}
-        check_network_dtype(type(self).__name__, inputs, [prefix + k for k in self._net_keys()], parameter_dtype(net))
+        check_network_dtype(type(self).__name__, inputs, [prefix + k for k in self._net_keys()], parameter_dtype(self.value_network))
+        return self._run_value_network(kwargs)
+
+    def _run_value_network(self, kwargs: dict[str, torch.Tensor]) -> torch.Tensor:
+        net = self.value_network
         if isinstance(net, nn.Module) and torch.is_grad_enabled():
             # The estimator holds the network out of the graph (TorchRL's hold_out_net):
             # gradients may reach the inputs, never the parameters.
             params = {name: p.detach() for name, p in net.named_parameters()}
             return torch.func.functional_call(net, params, args=(), kwargs=kwargs, strict=False)
         return net(**kwargs)
+
+    def _shifted_values(self, inputs, done, terminated, time_axis: int):
+        """TorchRL 0.14.1's ``shifted=True``: ``(value, next_value, valid)`` from one value-network
+        call. The inputs are laid out along ``T + shifted_budget`` time slots: every step's input,
+        and after each in-batch truncation (``done & ~terminated``) its true next input, the later
+        steps shifted right; the last step's next input closes the sequence. Steps pushed past the
+        budget are not ``valid`` (``[*batch, T]``)."""
+        keys = self._net_keys()
+        check_network_dtype(type(self).__name__, inputs, keys + [next_key(x) for x in keys], parameter_dtype(self.value_network))
+        layout = _shifted_layout(done, terminated, time_axis, self.shifted_budget)
+        merged = {}
+        for key in keys:
+            root, nxt = inputs[key], next_or_current(inputs[next_key(key)], inputs[key])
+            merged[key] = _shifted_merge(root, nxt, layout, time_axis)
+        values = self._run_value_network(merged)
+        value = _gather_time(values, layout.root_slot, time_axis, layout.length)
+        next_value = _gather_time(values, layout.next_slot, time_axis, layout.length)
+        return value, next_value.detach(), layout
 
     def _values(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         k = self._tensor_keys
@@ -351,14 +442,26 @@ class ValueEstimatorBase(nn.Module):
                 check_trailing_one(owner, name, value)
                 check_not_empty(owner, name, value)
         with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
-            value, next_value = self._values(inputs)
             reward = inputs[next_key(k.reward)]
             done = inputs[next_key(k.done)]
             terminated = inputs.get(next_key(k.terminated))
             if terminated is None:
                 terminated = done
+            if not self._single_call:
+                value, next_value = self._values(inputs)
+                advantage, value_target = self._estimate(value, next_value, reward, done, terminated, inputs)
+                return {k.advantage: advantage, k.value_target: value_target, k.value: value, next_key(k.value): next_value}
+            time_axis = normalize_dim(owner, "time_dim", self.time_dim, reward.ndim)
+            value, next_value, layout = self._shifted_values(inputs, done, terminated, time_axis)
+            # the last kept step before a displaced one ends its trajectory there, bootstrapping
+            cut = layout.last_valid.unsqueeze(-1)
+            done, terminated = done | cut, terminated & ~cut
             advantage, value_target = self._estimate(value, next_value, reward, done, terminated, inputs)
-        return {k.advantage: advantage, k.value_target: value_target, k.value: value, next_key(k.value): next_value}
+            zero = torch.zeros((), dtype=advantage.dtype, device=advantage.device)
+            advantage = torch.where(_expand_to(layout.valid, advantage), advantage, zero)
+            value_target = torch.where(_expand_to(layout.valid, value_target), value_target, zero)
+        return {k.advantage: advantage, k.value_target: value_target, k.value: value, next_key(k.value): next_value,
+                SHIFTED_VALID: layout.valid}
 
     def _required_extra(self) -> list[str]:
         return []
@@ -380,9 +483,10 @@ class ValueEstimatorBase(nn.Module):
 class _TDBase(ValueEstimatorBase):
     def __init__(self, *, gamma, value_network=None, average_rewards: bool = False, differentiable: bool = False,
                  time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS, shifted: bool = False,
-                 skip_existing: bool | None = None, device=None) -> None:
+                 skip_existing: bool | None = None, device=None, shifted_budget: int = 1) -> None:
         super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps,
-                         shifted=shifted, skip_existing=skip_existing, device=device)
+                         shifted=shifted, skip_existing=skip_existing, device=device,
+                         shifted_budget=shifted_budget)
         _coef_attr(self, "gamma", gamma)
         self.average_rewards = bool(average_rewards)
 
@@ -450,10 +554,11 @@ class TDLambdaEstimator(_TDBase):
 
     def __init__(self, *, gamma, lmbda, value_network=None, average_rewards: bool = False, differentiable: bool = False,
                  vectorized: bool = True, time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS, shifted: bool = False,
-                 skip_existing: bool | None = None, device=None) -> None:
+                 skip_existing: bool | None = None, device=None, shifted_budget: int = 1) -> None:
         super().__init__(gamma=gamma, value_network=value_network, average_rewards=average_rewards,
                          differentiable=differentiable, time_dim=time_dim, max_steps=max_steps,
-                         shifted=shifted, skip_existing=skip_existing, device=device)
+                         shifted=shifted, skip_existing=skip_existing, device=device,
+                         shifted_budget=shifted_budget)
         _coef_attr(self, "lmbda", lmbda)
         self.vectorized = vectorized
 
@@ -488,9 +593,10 @@ class GAE(ValueEstimatorBase):
 
     def __init__(self, *, gamma, lmbda, value_network=None, average_gae: bool = False, differentiable: bool = False,
                  vectorized: bool | None = None, time_dim: int = -2, max_steps: int = DEFAULT_MAX_STEPS, shifted: bool = False,
-                 skip_existing: bool | None = None, device=None) -> None:
+                 skip_existing: bool | None = None, device=None, shifted_budget: int = 1) -> None:
         super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps,
-                         shifted=shifted, skip_existing=skip_existing, device=device)
+                         shifted=shifted, skip_existing=skip_existing, device=device,
+                         shifted_budget=shifted_budget)
         _coef_attr(self, "gamma", gamma)
         _coef_attr(self, "lmbda", lmbda)
         self.average_gae = bool(average_gae)
@@ -581,9 +687,10 @@ class VTrace(ValueEstimatorBase):
     def __init__(self, *, gamma, actor_network=None, value_network=None, rho_thresh=1.0, c_thresh=1.0,
                  average_adv: bool = False, differentiable: bool = False, time_dim: int = -2,
                  max_steps: int = DEFAULT_MAX_STEPS, shifted: bool = False,
-                 skip_existing: bool | None = None, device=None) -> None:
+                 skip_existing: bool | None = None, device=None, shifted_budget: int = 1) -> None:
         super().__init__(value_network=value_network, differentiable=differentiable, time_dim=time_dim, max_steps=max_steps,
-                         shifted=shifted, skip_existing=skip_existing, device=device)
+                         shifted=shifted, skip_existing=skip_existing, device=device,
+                         shifted_budget=shifted_budget)
         if isinstance(gamma, torch.Tensor) and gamma.numel() != 1:
             raise ValueError(f"VTrace: gamma must be a scalar, got a tensor of shape {list(gamma.shape)}")
         if actor_network is not None and not callable(getattr(actor_network, "get_dist", None)):

@@ -153,6 +153,57 @@ def test_tensordict_call_without_value_network_and_with_keys():
         assert_close(tds[0][key], tds[1][key], LOOSE, str(key))
 
 
+@pytest.mark.parametrize("budget", [1, 2])
+@pytest.mark.parametrize("name", ["GAE", "TD0Estimator", "TD1Estimator", "TDLambdaEstimator"])
+def test_shifted_true_matches_torchrl(name, budget):
+    """``shifted=True``: one value-network call over ``T + shifted_budget`` slots, truncated
+    steps' next inputs inserted, displaced steps masked (``shifted_valid``), as TorchRL 0.14.1;
+    the gradient reaches the inputs as TorchRL's (``differentiable=True``)."""
+    import rlexport.value as rv
+
+    lin = nn.Linear(4, 1).double()
+    opts = {"gamma": 0.9921875, **({"lmbda": 0.9375} if name in ("GAE", "TDLambdaEstimator") else {}),
+            "shifted": True, "shifted_budget": budget, "differentiable": True}
+    ours = getattr(rv, name)(value_network=StandInValue(lin), **opts)
+    theirs = getattr(tv, name)(value_network=TensorDictModule(lin, ["observation"], ["state_value"]), **opts)
+    B, T = 3, 7
+    kw = {k: (v.double() if v.is_floating_point() else v) for k, v in _batch(B, T, seed=2).items()}
+    done = torch.zeros(B, T, 1, dtype=torch.bool)
+    done[0, 1] = done[0, 4] = done[1, 3] = done[2, 6] = True  # truncations (and one at the last step)
+    term = torch.zeros_like(done)
+    term[1, 3] = True  # a termination
+    kw.update(next_done=done, next_terminated=term)
+
+    def torchrl(**kw):
+        td = _td(kw, B, T)
+        td.names = [None, "time"]
+        td = theirs(td)
+        return td["advantage"], td["value_target"]
+
+    check(ours, torchrl, kw, kind=torch.float64, grad_wrt=("observation", "next_observation"))
+    td_ours, td_theirs = _td(kw, B, T), _td(kw, B, T)
+    td_theirs.names = [None, "time"]
+    ours(td_ours), theirs(td_theirs)
+    assert set(td_ours.keys(True, True)) == set(td_theirs.keys(True, True))
+    assert torch.equal(td_ours["shifted_valid"], td_theirs["shifted_valid"])
+    assert not td_ours["shifted_valid"].all()  # some steps were displaced
+    for key in ("state_value", ("next", "state_value")):
+        assert_close(td_ours[key], td_theirs[key], torch.float64, str(key))
+
+
+def test_shifted_true_exports_with_dynamic_time():
+    from torch.export import Dim
+
+    est = GAE(gamma=0.9, lmbda=0.8, value_network=StandInValue(nn.Linear(4, 1)), shifted=True, max_steps=5)
+    example = _batch(3, 8, seed=1)
+    shapes = {k: {0: Dim("batch", min=1, max=64), 1: Dim("time", min=2, max=32)} for k in example}
+    program = torch.export.export(est, (), kwargs=example, dynamic_shapes=shapes)
+    for b, t in ((1, 5), (4, 19)):
+        other = _batch(b, t, seed=b + t)
+        for g, e in zip(program.module()(**other), est(**other)):
+            torch.testing.assert_close(g, e)
+
+
 def test_shifted_and_device_options():
     kw = _batch(seed=6)
     net = StandInValue(nn.Linear(4, 1))
