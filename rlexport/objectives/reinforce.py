@@ -11,7 +11,7 @@ from .common import ActorCriticLoss
 __all__ = ["ReinforceLoss"]
 
 _OPTIONS = [
-    "actor_network", "critic_network", "actor", "critic", "loss_critic_type", "advantage_key",
+    "actor_network", "critic_network", "actor", "critic", "delay_value", "loss_critic_type", "advantage_key",
     "value_target_key", "separate_losses", "functional", "reduction", "clip_value",
 ]
 
