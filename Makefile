@@ -30,4 +30,4 @@ bench: setup
 	$(VENV)/bin/python benchmarks/estimators.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs examples/artifacts examples/cpp/build examples/node/node_modules
+	rm -rf $(VENV) build *.egg-info runs examples/artifacts examples/runs examples/cpp/build examples/node/node_modules examples/js/node_modules

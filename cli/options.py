@@ -6,19 +6,20 @@ import math
 
 from rlexport.cli.errors import UsageError
 
-# A tolerance above 1 (100 % relative, or 1.0 absolute) would let almost any output pass a parity check.
-MAX_TOLERANCE = 1.0
-DTYPES = ("float32", "float64")
-
-
 def check_tolerance(flag: str, value: float | None) -> float | None:
-    """``--rtol``/``--atol``: finite, >= 0 and at most ``MAX_TOLERANCE``; ``None`` keeps the default."""
+    """``--rtol``/``--atol``: finite, >= 0 and within the artifact layer's cap (``MAX_RTOL`` /
+    ``MAX_ATOL`` in ``rlexport.artifact.tolerance``, the one cap every sample is held to);
+    ``None`` keeps the default."""
     if value is None:
         return None
+    # Lazy: the artifact layer imports torch, and `rlexport --help` must not.
+    from rlexport.artifact.tolerance import MAX_ATOL, MAX_RTOL
+
+    cap = MAX_RTOL if flag == "--rtol" else MAX_ATOL
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"{flag} {value}: a tolerance must be a finite number >= 0")
-    if value > MAX_TOLERANCE:
-        raise UsageError(f"{flag} {value}: at most {MAX_TOLERANCE:g} (a larger tolerance passes almost anything)")
+    if value > cap:
+        raise UsageError(f"{flag} {value}: at most {cap:g} (a larger tolerance passes almost anything)")
     return value
 
 

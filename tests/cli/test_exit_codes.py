@@ -44,7 +44,7 @@ def test_output_path_refused_before_exporting(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("args,needle", [(["--rtol", "-1"], "--rtol -1"), (["--atol", "nan"], "--atol nan"),
-                                         (["--atol", "1e300"], "at most")])
+                                         (["--atol", "1e300"], "at most"), (["--rtol", "0.7"], "at most 0.5")])
 def test_validate_tolerance_errors(run_cli, tmp_path, args, needle):
     one_error_line(*run_cli("validate", tmp_path / "any.onnx", *args), needle)
 
