@@ -77,7 +77,7 @@ def call_loss(loss, td: TensorDictBase | Mapping) -> TensorDict:
 def call_estimator(estimator, td: TensorDictBase) -> TensorDictBase:
     """Run a value estimator on the entries of ``td`` (batch ``[*batch, T]``, entries
     ``[*batch, T, 1]``) and write its outputs into ``td`` under the estimator's keys; ``td``."""
-    accepted = estimator.accepted_keys()
+    accepted = list(estimator.accepted_keys)
     if estimator.tensor_keys.sample_log_prob == "sample_log_prob" and "sample_log_prob" in accepted:
         accepted.append("action_log_prob")  # TorchRL 0.14.1's name of it (resolved by the estimator)
     kwargs = to_kwargs(td, accepted)

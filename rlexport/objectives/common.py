@@ -6,8 +6,9 @@ modules, and whose ``forward(**tensors)`` is a pure function of its keyword tens
     keyword tensors -> checks (names, shapes, dtypes) -> advantage (given, or the value
     estimator in-graph) -> distribution -> log-prob -> objective -> reduction -> tuple
 
-The tuple follows ``loss.out_keys`` (one selected output: the tensor itself, as TorchRL). Keyword names are TorchRL's keys flattened with ``_``
-(``("next", "reward")`` -> ``next_reward``); ``set_keys`` renames them as TorchRL's does.
+The tuple follows ``loss.out_keys`` (one selected output: the tensor itself, as TorchRL).
+Keyword names are TorchRL's keys flattened with ``_`` (``("next", "reward")`` -> ``next_reward``);
+``set_keys`` renames them as TorchRL's does (and the value estimator's keys with them).
 
 Hyper-parameters (``entropy_coeff``, ``critic_coeff``, ``clip_value``, ``clip_epsilon``, KLPEN's
 ``beta``) are Python floats on the module, written into the graph as constants of the input
@@ -43,6 +44,7 @@ from rlexport.inputs import (
     next_key,
     next_or_current,
     parameter_dtype,
+    positional_tensordict,
     resolve_alias,
 )
 
@@ -398,15 +400,11 @@ class LossModule(nn.Module):
         A TensorDict given positionally is handled by :mod:`rlexport.tensordict` and gives a
         TensorDict back, as TorchRL's losses do.
         """
-        if args:
-            if len(args) == 1 and not kwargs and hasattr(args[0], "batch_size"):
-                from rlexport.tensordict import call_loss  # lazy: only TensorDict callers import tensordict
+        td = positional_tensordict(type(self).__name__, args, kwargs, self.accepted_keys)
+        if td is not None:
+            from rlexport.tensordict import call_loss  # lazy: only TensorDict callers import tensordict
 
-                return call_loss(self, args[0])
-            raise TypeError(
-                f"{type(self).__name__}.forward takes keyword tensors only (or one TensorDict); "
-                f"expected keywords: {self.accepted_keys}"
-            )
+            return call_loss(self, td)
         kwargs = self._resolve_aliases(kwargs)
         plan = self._call_plan(kwargs)
         inputs = self._check_inputs(kwargs, plan)

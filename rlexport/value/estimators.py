@@ -53,6 +53,7 @@ from rlexport.inputs import (
     next_or_current,
     normalize_dim,
     parameter_dtype,
+    positional_tensordict,
     resolve_alias,
 )
 from rlexport.value import functional as F
@@ -377,7 +378,7 @@ class ValueEstimatorBase(nn.Module):
         return list(dict.fromkeys(names))
 
     def _forward_token(self) -> tuple:
-        return (tuple(vars(self._tensor_keys).values()), self.value_network is None, self.skip_existing)
+        return (tuple(vars(self._tensor_keys).values()), self.value_network is None, self.skip_existing, self.shifted)
 
     def _keyword_call(self, *args: Any, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``estimator(**tensors) -> (advantage, value_target)``, both ``[*batch, T, F]``.
@@ -385,19 +386,16 @@ class ValueEstimatorBase(nn.Module):
         A TensorDict given positionally is handled by :mod:`rlexport.tensordict`: ``advantage``
         and ``value_target`` (and the values the network computed) are written into it and it
         is returned, as TorchRL's estimators do."""
-        if args:
-            if len(args) == 1 and not inputs and hasattr(args[0], "batch_size"):
-                from rlexport.tensordict import call_estimator  # lazy: only TensorDict callers import tensordict
+        td = positional_tensordict(type(self).__name__, args, inputs, self._forward_names())
+        if td is not None:
+            from rlexport.tensordict import call_estimator  # lazy: only TensorDict callers import tensordict
 
-                return call_estimator(self, args[0])
-            raise TypeError(
-                f"{type(self).__name__}.forward takes keyword tensors only (or one TensorDict); "
-                f"expected keywords: {self._forward_names()}"
-            )
+            return call_estimator(self, td)
         out = self.estimate_all(**inputs)
         k = self._tensor_keys
         return out[k.advantage], out[k.value_target]
 
+    @property
     def accepted_keys(self) -> list[str]:
         """Every keyword name a call accepts (required or optional)."""
         required, optional = self._keywords()

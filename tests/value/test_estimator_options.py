@@ -11,22 +11,10 @@ from torch import nn
 from torchrl.objectives import value as tv
 
 import helpers as ref
-from helpers import assert_close, check
+from helpers import StandInValue, assert_close, check
 from rlexport.value import GAE, MultiAgentGAE, TD0Estimator, TDLambdaEstimator, ValueEstimators, VTrace
 
 LOOSE = "torchrl-float32-constants"
-
-
-class StandInValue(nn.Module):
-    in_keys = ["observation"]
-    out_keys = ["state_value"]
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.module = net
-
-    def forward(self, observation):
-        return self.module(observation)
 
 
 def _signals(shape, seed=0):
