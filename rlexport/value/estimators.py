@@ -12,16 +12,22 @@ with the time axis at ``time_dim`` (default ``-2``)::
 
 ``done`` (terminated or truncated) cuts the recursion; ``terminated`` masks the bootstrap.
 The value network (anything with ``in_keys`` called as ``net(**{key: tensor})`` → ``[*batch, 1]``,
-e.g. :class:`rlexport.modules.ValueOperator`) is called only when ``state_value`` /
-``next_state_value`` are not given. As in TorchRL, its parameters receive no gradient from the
-estimator, the next value is detached, and ``differentiable=False`` computes everything under
-``torch.no_grad()``.
+e.g. :class:`rlexport.modules.ValueOperator`) computes ``state_value``/``next_state_value``;
+given ones are read only without a network or with ``skip_existing=True`` (TorchRL's default
+recomputes them: a keyword call then refuses them by name). ``shifted=True`` runs the network
+once over ``T + shifted_budget`` time slots, as TorchRL 0.14.1 does. As in TorchRL, its
+parameters receive no gradient from the estimator, the next value is detached, and
+``differentiable=False`` computes everything under ``torch.no_grad()``. ``est(td)`` writes the
+outputs into a TensorDict (:func:`rlexport.tensordict.call_estimator`).
 
 Differences from TorchRL (deliberate):
 
 * ``time_dim`` counts tensor dimensions (default ``-2``, before the feature dim); TorchRL's counts
   TensorDict batch dimensions (default the last one), i.e. the same axis.
-* ``gamma``/``lmbda`` given as Python floats stay exact in float64 (TorchRL stores float32 buffers).
+* ``gamma``/``lmbda`` given as Python floats stay exact in float64 (TorchRL stores float32 buffers);
+  ``device=`` places tensor coefficients (buffers) only.
+* ``skip_existing=None`` means ``False`` (TorchRL reads tensordict's global ``skip_existing()``,
+  ``False`` unless set; rlexport never reads global state).
 * :class:`VTrace` takes the target policy's log-prob of the *taken* action: from
   ``actor_network.get_dist(**actor_inputs).log_prob(action)`` or as the ``target_log_prob``
   keyword (TorchRL 0.14.1 evaluates the actor's log-prob of a fresh sample / its mode).
