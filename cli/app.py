@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "rlexport.cli.train",
     "rlexport.cli.evaluate",
     "rlexport.cli.bundle",
+    "rlexport.cli.cache",
 ]
 
 

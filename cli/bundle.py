@@ -17,7 +17,9 @@ from rlexport.cli.train import _hidden
 # ``rlexport train`` options that make no sense for a bundle (it has no run folder, no engine
 # choice: the graphs are ONNX, and no Python-side export or progress bar).
 _NOT_FOR_BUNDLES = {"engine": "--engine", "resume": "--resume", "export": "--export/--no-export",
-                    "quiet": "--quiet", "threads": "--threads", "checkpoint_every": "--checkpoint-every"}
+                    "quiet": "--quiet", "threads": "--threads", "checkpoint_every": "--checkpoint-every",
+                    "no_cache": "--no-cache"}
+_FLAGS_OFF_BY_DEFAULT = ("quiet", "no_cache")  # False when not given
 _CONFIG_FIELD = {"env": "env_id"}  # train option parameter -> TrainConfig field, where they differ
 
 
@@ -38,8 +40,9 @@ def register(app: typer.Typer) -> None:
         # Parse the remaining arguments with `rlexport train`'s own options (a bad one: click's
         # usage error, exit 2).
         params = train_command.make_context("rlexport bundle", list(ctx.args), parent=ctx).params
-        # every train option defaults to None (not given), but --quiet to False
-        refused = [flag for k, flag in _NOT_FOR_BUNDLES.items() if params.get(k) not in (None, False) or params.get(k) is False and k != "quiet"]
+        # every train option defaults to None (not given), but --quiet and --no-cache to False
+        refused = [flag for k, flag in _NOT_FOR_BUNDLES.items()
+                   if params.get(k) not in (None, False) or params.get(k) is False and k not in _FLAGS_OFF_BY_DEFAULT]
         if params.get("out") is not None:
             refused.append("--out of rlexport train (use -o/--out DIR for the bundle folder)")
         if refused:

@@ -6,6 +6,9 @@ import math
 
 from rlexport.cli.errors import UsageError
 
+DTYPES = ("float32", "float64")
+
+
 def check_tolerance(flag: str, value: float | None) -> float | None:
     """``--rtol``/``--atol``: finite, >= 0 and within the artifact layer's cap (``MAX_RTOL`` /
     ``MAX_ATOL`` in ``rlexport.artifact.tolerance``, the one cap every sample is held to);

@@ -85,7 +85,7 @@ class _Progress:
         )
 
 
-def _run(cfg=None, resume=None, total_steps=None, quiet=False):
+def _run(cfg=None, resume=None, total_steps=None, quiet=False, cache=True):
     # heavy (torch, gymnasium): imported when the command runs, so that `rlexport --help` stays fast
     from rlexport.train import TrainError, TrainInterrupted, train
     from rlexport.train.loop import _read_resume
@@ -107,7 +107,8 @@ def _run(cfg=None, resume=None, total_steps=None, quiet=False):
                 console.print(escape(title), highlight=False, soft_wrap=True)
 
         with _Progress(total, start, label, enabled=not quiet) as bar:
-            result = train(cfg, resume=resume, total_steps=total_steps, on_update=bar, on_start=print_title)
+            result = train(cfg, resume=resume, total_steps=total_steps, on_update=bar, on_start=print_title,
+                           cache=cache)
     except TrainInterrupted as err:  # the resume command on one line, never wrapped
         console_err.print(f"[yellow]{escape(str(err))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
@@ -166,6 +167,7 @@ def register(app: typer.Typer) -> None:
         resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
         export: bool = typer.Option(None, "--export/--no-export", help="Export and validate the policy, loss and train-step artifacts at the end (default on)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no progress bar."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Export the ONNX engine's start-up graphs even when the graph cache ($RLEXPORT_CACHE_DIR, default ~/.cache/rlexport; see `rlexport cache info`) holds them."),
     ) -> None:
         """Train PPO or A2C on a Gymnasium env; no options: a 50k-step CartPole PPO demo."""
         options = dict(
@@ -184,7 +186,7 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(
                     f"--resume continues a run with its saved config; only --total-steps may be given (got {', '.join(others)})"
                 )
-            _run(resume=resume, total_steps=total_steps, quiet=quiet)
+            _run(resume=resume, total_steps=total_steps, quiet=quiet, cache=not no_cache)
             return
         # heavy (torch): imported when the command runs
         from rlexport.train.config import make_config
@@ -200,4 +202,4 @@ def register(app: typer.Typer) -> None:
             raise UsageError(str(err)) from None
         if box_distribution is not None:
             _check_box_distribution(cfg)
-        _run(cfg, quiet=quiet)
+        _run(cfg, quiet=quiet, cache=not no_cache)

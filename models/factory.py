@@ -17,7 +17,6 @@ anything else that needs "the clip-PPO loss of the cartpole preset"):
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -32,9 +31,7 @@ from rlexport.inputs import flatten_key
 from rlexport.models.presets import ActorCritic, get_preset, list_presets
 from rlexport.objectives import A2CLoss, ClipPPOLoss, KLPENPPOLoss, PPOLoss, kl_divergence
 from rlexport.train.agent import AgentSpec, build_agent
-from rlexport.train.checkpoint import CheckpointError
-from rlexport.train.checkpoint import load_checkpoint as load_train_checkpoint
-from rlexport.train.config import TrainConfig
+from rlexport.train.run_folder import RunFolderError, read_run
 from rlexport.train.envs import EnvError, describe_spaces
 from rlexport.value import ESTIMATOR_CLASSES, ValueEstimators, VTrace, default_value_kwargs
 
@@ -58,7 +55,6 @@ ESTIMATORS: dict[str, ValueEstimators] = {
     "vtrace": ValueEstimators.VTrace,
 }
 DEFAULT_TIME = 16  # example horizon when there is a time axis and none is given
-RUN_CHECKPOINT = Path("checkpoints") / "latest.safetensors"  # where `rlexport train` keeps it
 _NETWORK_ARGS = ("self", "actor_network", "critic_network", "value_network", "actor")
 
 
@@ -137,24 +133,12 @@ def load_run(path: str | os.PathLike) -> ActorCritic:
     parameters loaded from the checkpoint's ``param.actor_network.*``/``param.critic_network.*``
     tensors, shape-checked. With ``normalize_obs`` the networks take normalised observations, as
     the loss did in training."""
-    path = Path(path)
-    if path.is_dir():
-        run, ckpt = path, path / RUN_CHECKPOINT
-    else:
-        run, ckpt = path.parent.parent, path
-    config = run / "config.json"
-    if not config.is_file():
-        raise BuildError(f"checkpoint {path}: {config} is missing; give a run folder written by `rlexport train`")
     try:
-        cfg = TrainConfig.from_dict(json.loads(config.read_text()))
-        cfg.validate()
-    except (ValueError, TypeError) as err:
-        raise BuildError(f"checkpoint {path}: {config} is not a valid run config ({err})") from err
-    try:
-        tensors, _ = load_train_checkpoint(ckpt)
-        obs_space, action_space = describe_spaces(cfg.env_id)
-    except (CheckpointError, EnvError) as err:
-        raise BuildError(str(err)) from err
+        run = read_run(path, fallback=False)
+        obs_space, action_space = describe_spaces(run.config.env_id)
+    except (RunFolderError, EnvError) as err:
+        raise BuildError(f"checkpoint {path}: {err}") from err
+    cfg, tensors, ckpt = run.config, run.tensors, run.checkpoint
     spec = AgentSpec(int(obs_space.shape[0]), action_space, cfg.box_distribution)
     actor, critic = build_agent(spec, cfg.hidden, cfg.seed)
     for prefix, module in (("param.actor_network.", actor), ("param.critic_network.", critic)):

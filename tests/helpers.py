@@ -307,6 +307,116 @@ def compare(ours: dict[str, torch.Tensor], theirs, params, dtype, skip=()) -> No
 
 
 # --------------------------------------------------------------------------------------------
+# Composite actions: three heads (a choice, a Gaussian, a tanh-Gaussian) on one network
+# --------------------------------------------------------------------------------------------
+HEADS = {"move": rm.Categorical, "steer": rm.IndependentNormal, "throttle": rm.TanhNormal}
+
+
+class CompositeNets:
+    """A composite actor (heads :data:`HEADS`, parameters split from one linear layer) and a
+    critic, wrapped by rlexport and by TorchRL 0.14.1 (``CompositeDistribution`` with
+    ``name_map={h: ("action", h)}``, non-aggregated log-probs)."""
+
+    kind = "composite"
+
+    def __init__(self, dtype=torch.float32, seed: int = 0, heads: Mapping[str, type] | None = None):
+        torch.manual_seed(seed)
+        self.dtype = dtype
+        self.heads = dict(HEADS if heads is None else heads)
+        sizes = {h: (c, NCAT if c in (rm.Categorical, rm.OneHotCategorical) else ACT) for h, c in self.heads.items()}
+        self.extractor = rm.CompositeParamExtractor(sizes)
+        self.actor_module = nn.Sequential(nn.Linear(OBS, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, self.extractor.width),
+                                          self.extractor).to(dtype)
+        self.critic_module = nn.Sequential(nn.Linear(OBS, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, 1)).to(dtype)
+        self.actor = rm.CompositeActor(self.actor_module, ["observation"], self.heads)
+        self.critic = rm.ValueOperator(self.critic_module, ["observation"])
+
+    def params(self) -> list[nn.Parameter]:
+        return [*self.actor_module.parameters(), *self.critic_module.parameters()]
+
+    def torchrl(self):
+        from tensordict.nn import CompositeDistribution, TensorDictModule, set_composite_lp_aggregate
+        from torchrl.modules import IndependentNormal, ProbabilisticActor, TanhNormal, ValueOperator
+
+        set_composite_lp_aggregate(False).set()
+        theirs = {rm.Categorical: torch.distributions.Categorical, rm.IndependentNormal: IndependentNormal,
+                  rm.TanhNormal: TanhNormal}
+        out_keys = [("params", h, p) for h, c in self.heads.items() for p in rm.composite.DEFAULT_PARAM_NAMES[c]]
+        actor = ProbabilisticActor(
+            TensorDictModule(self.actor_module, ["observation"], out_keys),
+            in_keys=["params"],
+            out_keys=[("action", h) for h in self.heads],
+            distribution_class=CompositeDistribution,
+            distribution_kwargs={"distribution_map": {h: theirs[c] for h, c in self.heads.items()},
+                                 "name_map": {h: ("action", h) for h in self.heads}},
+            return_log_prob=True,
+        )
+        return actor, ValueOperator(self.critic_module, in_keys=["observation"])
+
+    def nested_keys(self) -> dict[str, tuple[str, ...]]:
+        """rlexport's flat keyword -> TorchRL's nested key, for the composite entries."""
+        keys = {}
+        for h, c in self.heads.items():
+            keys[f"action_{h}"] = ("action", h)
+            keys[f"action_{h}_log_prob"] = ("action", f"{h}_log_prob")
+            for p in rm.composite.DEFAULT_PARAM_NAMES[c]:
+                keys[f"params_{h}_{p}"] = ("params", h, p)
+        return keys
+
+
+def make_composite_data(nets: CompositeNets, batch_shape=(6,), seed: int = 1, with_targets: bool = True) -> dict[str, torch.Tensor]:
+    """:func:`make_data` for a composite actor: per-head actions near the policy, per-head and
+    aggregated behaviour log-probs, stored parameters of every head, rollout signals."""
+    g = torch.Generator().manual_seed(seed)
+    dt, shape = nets.dtype, tuple(batch_shape)
+
+    def randn(*s):
+        return torch.randn(*s, generator=g, dtype=dt)
+
+    obs = randn(*shape, OBS)
+    data = {"observation": obs, "next_observation": randn(*shape, OBS)}
+    with torch.no_grad():
+        dist = nets.actor.get_dist(observation=obs)
+        for h, c in nets.heads.items():
+            head = dist[h]
+            if c in (rm.Categorical, rm.OneHotCategorical):
+                action = torch.randint(NCAT, shape, generator=g)
+                data[f"params_{h}_logits"] = randn(*shape, NCAT)
+            else:
+                action = head.loc + head.scale * randn(*shape, ACT)
+                if c is rm.TanhNormal:
+                    action = torch.tanh(action) * 0.999
+                data[f"params_{h}_loc"] = randn(*shape, ACT) * 0.5
+                data[f"params_{h}_scale"] = torch.rand(*shape, ACT, generator=g, dtype=dt) + 0.5
+            data[f"action_{h}"] = action
+            data[f"action_{h}_log_prob"] = head.log_prob(action) + 0.2 * randn(*shape)
+    data["sample_log_prob"] = sum(data[f"action_{h}_log_prob"] for h in nets.heads)
+    data["next_reward"] = randn(*shape, 1)
+    data["next_done"] = torch.rand(*shape, 1, generator=g) < 0.2
+    data["next_terminated"] = data["next_done"] & (torch.rand(*shape, 1, generator=g) < 0.5)
+    if with_targets:
+        data["advantage"] = randn(*shape, 1)
+        data["value_target"] = randn(*shape, 1)
+        data["state_value"] = randn(*shape, 1)
+    return data
+
+
+def composite_td(nets: CompositeNets, data: dict[str, torch.Tensor], batch_shape, aggregated: bool = False):
+    """The TensorDict TorchRL reads: nested composite keys; the per-head log-probs, or (with
+    ``aggregated``) only ``sample_log_prob``."""
+    nested = nets.nested_keys()
+    flat = {k: v for k, v in data.items() if k not in nested and k != "sample_log_prob"}
+    td = to_td(flat, batch_shape)
+    for k, key in nested.items():
+        if aggregated and k.endswith("_log_prob"):
+            continue
+        td.set(key, data[k])
+    if aggregated:
+        td.set("sample_log_prob", data["sample_log_prob"])
+    return td
+
+
+# --------------------------------------------------------------------------------------------
 # Estimators: float64 step loops and rollout data
 # --------------------------------------------------------------------------------------------
 def _g(x, t):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rlexport.train.checkpoint import load_checkpoint
@@ -26,3 +27,21 @@ def assert_same_checkpoints(a: Path, b: Path) -> None:
     assert set(ta) == set(tb)
     for k in ta:
         assert torch.equal(ta[k], tb[k]), k
+
+
+def assert_engines_agree(torch_trainer, onnx_trainer) -> None:
+    """Two ``Trainer``s with one seed, torch and ONNX engines: the first rollout (same parameters
+    and noise; the graphs agree to float rounding), its GAE and the first update agree."""
+    tt, to = torch_trainer, onnx_trainer
+    tt.collect(None)
+    to.collect(None)
+    for k in tt.buf:
+        np.testing.assert_allclose(tt.buf[k], to.buf[k], atol=1e-5, err_msg=k)
+    ft, fo = tt.flat_batch(), to.flat_batch()
+    np.testing.assert_allclose(ft["advantage"], fo["advantage"], atol=1e-4)
+    tt.learn()
+    to.learn()
+    st, so = tt.engine.state(), to.engine.state()
+    for k in st:
+        if k.startswith("param."):
+            np.testing.assert_allclose(st[k].numpy(), so[k].numpy(), atol=2e-4, err_msg=k)

@@ -146,3 +146,23 @@ class Staging:
             self.final_json.unlink()  # an old manifest would describe another model
         self._step("manifest")
         return self.final
+
+
+def copy_artifact(src: str | os.PathLike, dest: str | os.PathLike,
+                  check: Callable[[Staging], None] | None = None) -> Path:
+    """Copy ``X.ext`` with ``X.json`` and ``X.golden/`` to ``dest`` (same file name: the sidecars
+    name the artifact) through a :class:`Staging` directory; ``check(stage)`` may inspect the
+    staged copy and raise, and then nothing at ``dest`` changes. Returns ``dest``."""
+    src, dest = Path(src), Path(dest)
+    if src.name != dest.name:
+        raise ArtifactError(f"copy_artifact: {src.name} and {dest.name} differ; the sidecars name the artifact")
+    model, json_path, golden = sidecar_paths(src)
+    with Staging(dest) as stage:
+        shutil.copy2(model, stage.artifact)
+        if json_path.is_file():
+            shutil.copy2(json_path, stage.json)
+        if golden.is_dir():
+            shutil.copytree(golden, stage.golden)
+        if check is not None:
+            check(stage)
+        return stage.commit()

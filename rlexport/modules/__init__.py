@@ -12,6 +12,7 @@ from rlexport.modules.actors import (
     inv_softplus,
     mappings,
 )
+from rlexport.modules.composite import CompositeActor, CompositeDistribution, CompositeParamExtractor
 from rlexport.modules.mlp import mlp
 from rlexport.modules.distributions import (
     Categorical,
@@ -22,6 +23,7 @@ from rlexport.modules.distributions import (
     OneHotCategorical,
     TanhNormal,
     atanh,
+    entropy_or_estimate,
     safe_atanh,
     safe_tanh,
     softplus,
@@ -36,6 +38,10 @@ __all__ = [
     "Normal",
     "TanhNormal",
     "Delta",
+    "CompositeDistribution",
+    "CompositeActor",
+    "CompositeParamExtractor",
+    "entropy_or_estimate",
     "NormalParamExtractor",
     "ProbabilisticActor",
     "ValueOperator",

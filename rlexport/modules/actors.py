@@ -145,6 +145,25 @@ def _as_tuple(out: Any) -> tuple:
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
+def interaction_action(dist, kind: str, draw: Callable[[], Any]):
+    """The action of interaction type ``kind`` (:data:`INTERACTION_TYPES`): the distribution's
+    ``deterministic_sample``, ``mode`` or ``mean``, or ``draw()`` for ``"random"``."""
+    if kind == "deterministic":
+        return dist.deterministic_sample
+    if kind == "mode":
+        return dist.mode
+    if kind == "mean":
+        return dist.mean
+    return draw()
+
+
+def check_module(owner: str, module: Any) -> nn.Module:
+    """``module`` if it is an ``nn.Module``, else a one-line ``TypeError`` naming its type."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"{owner}: module must be an nn.Module, got {type(module).__name__}")
+    return module
+
+
 class ProbabilisticActor(nn.Module):
     """A policy over keyword tensors, TorchRL's ``ProbabilisticActor`` without TensorDicts.
 
@@ -187,9 +206,7 @@ class ProbabilisticActor(nn.Module):
     ) -> None:
         super().__init__()
         owner = type(self).__name__
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"{owner}: module must be an nn.Module, got {type(module).__name__}")
-        self.module = module
+        self.module = check_module(owner, module)
         self.in_keys = _keys(owner, "in_keys", in_keys)
         if out_keys is None:
             if distribution_class not in _DEFAULT_PARAM_KEYS:
@@ -252,14 +269,8 @@ class ProbabilisticActor(nn.Module):
     def _action(self, dist, noise):
         if noise is not None:
             return dist.rsample(noise=noise) if dist.has_rsample else dist.sample(noise=noise)
-        kind = self.default_interaction_type
-        if kind == "deterministic":
-            return dist.deterministic_sample
-        if kind == "mode":
-            return dist.mode
-        if kind == "mean":
-            return dist.mean
-        return dist.rsample() if dist.has_rsample else dist.sample()
+        return interaction_action(dist, self.default_interaction_type,
+                                  lambda: dist.rsample() if dist.has_rsample else dist.sample())
 
     def forward(self, *, noise: torch.Tensor | None = None, **inputs: torch.Tensor):
         dist = self.get_dist(**inputs)
@@ -297,9 +308,7 @@ class ValueOperator(nn.Module):
     ) -> None:
         super().__init__()
         owner = type(self).__name__
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"{owner}: module must be an nn.Module, got {type(module).__name__}")
-        self.module = module
+        self.module = check_module(owner, module)
         self.in_keys = _keys(owner, "in_keys", ["observation"] if in_keys is None else in_keys)
         if out_keys is None:
             out_keys = ["state_action_value"] if "action" in self.in_keys else ["state_value"]

@@ -43,6 +43,7 @@ __all__ = [
     "atanh",
     "safe_tanh",
     "safe_atanh",
+    "entropy_or_estimate",
 ]
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
@@ -656,3 +657,19 @@ class Delta(Distribution):
     @property
     def deterministic_sample(self) -> torch.Tensor:
         return self.param
+
+
+def entropy_or_estimate(dist: Distribution, samples_mc: int = 1, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """``dist.entropy()`` where a closed form exists, else TorchRL's Monte-Carlo estimate
+    ``-mean_s log p(x_s)`` over ``samples_mc`` reparameterised draws ``x_s`` (``noise``: their
+    standard-normal draws ``[samples_mc, *batch, *event]``; TanhNormal scores each draw from its
+    pre-tanh value, as TorchRL's ``rsample_and_log_prob``). ``[*batch]``."""
+    try:
+        return dist.entropy()
+    except NotImplementedError:
+        pass
+    if hasattr(dist, "rsample_log_prob"):  # the draws' log-prob without the actions
+        log_prob = dist.rsample_log_prob((samples_mc,), noise=noise)
+    else:
+        log_prob = dist.log_prob(dist.rsample((samples_mc,), noise=noise))
+    return -log_prob.mean(0)

@@ -80,9 +80,9 @@ class A2CLoss(ActorCriticLoss):
         super().__init__()
         self._setup_networks(owner, actor_network, critic_network, separate_losses)
         self.samples_mc_entropy = self._check_count(owner, "samples_mc_entropy", samples_mc_entropy)
-        self.entropy_coeff = self._check_float(owner, "entropy_coeff", entropy_coeff)
+        self._entropy_options(owner, entropy_coeff)
         self.critic_coeff = self._check_float(owner, "critic_coeff", critic_coeff, allow_none=True)
-        self.entropy_bonus = bool(entropy_bonus and self.entropy_coeff)
+        self.entropy_bonus = bool(entropy_bonus and (self.entropy_coeff or self._entropy_coeff_map))
         self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True, low=0.0)
         self._common_options(owner, loss_critic_type, reduction)
         self.functional = functional
@@ -94,7 +94,7 @@ class A2CLoss(ActorCriticLoss):
 
     # ---------------------------------------------------------------- keys
     def _required_inputs(self, given: Mapping) -> list[str]:
-        keys = [*self._actor_in_keys, self._k("action")]
+        keys = [*self._actor_in_keys, *self._action_inputs()]
         if given.get(self._k("advantage")) is None:
             keys += self._estimator_inputs(current_critic_inputs=True)
             return keys
@@ -107,7 +107,7 @@ class A2CLoss(ActorCriticLoss):
     def _optional_inputs(self, given: Mapping) -> list[str]:
         keys = [self._k("advantage"), self._k("value_target"), self._k("value")]
         keys += self._estimator_inputs(current_critic_inputs=True)
-        keys += [self.ENTROPY_NOISE, "entropy_coeff", "critic_coeff"]
+        keys += [*self._entropy_noise_inputs(), *self._entropy_hyper_inputs(), "critic_coeff"]
         if self.clip_value is not None:
             keys.append("clip_value")
         return keys
@@ -123,7 +123,7 @@ class A2CLoss(ActorCriticLoss):
     def _all_out_keys(self) -> list[str]:
         keys = ["loss_objective"]
         if self.entropy_bonus:
-            keys += ["entropy", "loss_entropy"]
+            keys += [*self._composite_entropy_keys(), "entropy", "loss_entropy"]
         if self.critic_coeff is not None:
             keys.append("loss_critic")
             if self.clip_value is not None:
@@ -144,9 +144,7 @@ class A2CLoss(ActorCriticLoss):
         out = {"loss_objective": log_prob * -advantage}
 
         if self.entropy_bonus:
-            entropy = self._entropy(dist, inputs)
-            out["entropy"] = entropy.detach().mean()
-            out["loss_entropy"] = self._times_hyper("entropy_coeff", inputs, entropy, negate=True)
+            out.update(self._entropy_outputs(dist, inputs))
         if has_critic:
             loss_critic, clip_fraction = self._critic_loss(inputs, state_value, value_target, old_value)
             out["loss_critic"] = loss_critic

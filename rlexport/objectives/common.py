@@ -48,6 +48,7 @@ from rlexport.inputs import (
     resolve_alias,
 )
 
+from rlexport.modules import CompositeDistribution, entropy_or_estimate
 from rlexport.value import ESTIMATOR_CLASSES, ValueEstimators, as_value_type, default_value_kwargs
 
 from .utils import (
@@ -58,7 +59,6 @@ from .utils import (
     distance_loss,
     reduce,
     reduce_loss,
-    sample_and_log_prob,
 )
 
 __all__ = ["LossModule", "ValueEstimators", "default_value_kwargs", "pack_outputs"]
@@ -291,7 +291,8 @@ class LossModule(nn.Module):
         self._selected_out_keys = None
         return self
 
-    # Inputs whose leading dim is the Monte-Carlo sample dim: ``[samples, *batch, *event]``.
+    # Inputs whose leading dim is the Monte-Carlo sample dim: ``[samples, *batch, *event]``
+    # (and their per-head ``entropy_noise_<head>`` / ``kl_noise_<head>`` forms).
     SAMPLE_LEADING_INPUTS = ("entropy_noise", "kl_noise")
 
     def dynamic_dims(self, example: Mapping[str, torch.Tensor]) -> dict[str, dict[int, str]]:
@@ -311,7 +312,7 @@ class LossModule(nn.Module):
         for name, value in example.items():
             if not isinstance(value, torch.Tensor):
                 continue
-            offset = 1 if name in self.SAMPLE_LEADING_INPUTS else 0
+            offset = 1 if name.startswith(self.SAMPLE_LEADING_INPUTS) else 0
             if tuple(value.shape[offset : offset + n]) == batch and value.dim() >= offset + n:
                 out[name] = {offset + i: labels[i] for i in range(n)}
         return out
@@ -605,6 +606,72 @@ class ActorCriticLoss(LossModule):
         for name, param in self.critic_network.named_parameters():
             buffers[name].lerp_(param.detach(), tau)
 
+    # ---------------------------------------------------------------- composite actions
+    @property
+    def _composite(self) -> bool:
+        """Whether the actor's distribution is a :class:`~rlexport.modules.CompositeDistribution`."""
+        return getattr(self.actor_network, "distribution_class", None) is CompositeDistribution
+
+    @property
+    def _heads(self) -> list[str]:
+        return list(self.actor_network.heads) if self._composite else []
+
+    def _action_inputs(self) -> list[str]:
+        """The action keyword(s): ``action``, or ``action_<head>`` per head of a composite actor
+        (TorchRL's ``("action", head)``)."""
+        action = self._k("action")
+        return [f"{action}_{h}" for h in self._heads] if self._composite else [action]
+
+    def _head_log_prob_inputs(self) -> list[str]:
+        """A composite actor's per-head behaviour log-probs ``action_<head>_log_prob`` (TorchRL's
+        non-aggregated ``("action", f"{head}_log_prob")``)."""
+        action = self._k("action")
+        return [f"{action}_{h}_log_prob" for h in self._heads]
+
+    def _entropy_noise_inputs(self) -> list[str]:
+        """``entropy_noise``, or ``entropy_noise_<head>`` per head of a composite actor."""
+        return [f"{self.ENTROPY_NOISE}_{h}" for h in self._heads] if self._composite else [self.ENTROPY_NOISE]
+
+    def _composite_entropy_keys(self) -> list[str]:
+        """The per-head entropy outputs: TorchRL's ``("composite_entropy", "action",
+        f"{head}_entropy")`` flattened, ``[*batch, 1]``, detached."""
+        action = self._k("action")
+        return [f"composite_entropy_{action}_{h}_entropy" for h in self._heads]
+
+    def _entropy_options(self, owner: str, entropy_coeff: Any) -> None:
+        """``entropy_coeff`` as a float, or (composite actor) a mapping head -> coefficient.
+
+        Keys may be the head name (``"move"``), TorchRL's nested entropy key
+        (``("action", "move_entropy")``) or its flattened form (``"action_move_entropy"``);
+        every head needs one (TorchRL raises ``KeyError: Missing entropy coeff for head``).
+        """
+        self._entropy_coeff_map = None
+        if not isinstance(entropy_coeff, Mapping):
+            self.entropy_coeff = self._check_float(owner, "entropy_coeff", entropy_coeff)
+            return
+        if not self._composite:
+            raise InputError(f"{owner}: entropy_coeff as a mapping needs a composite actor (rlexport.modules.CompositeActor)")
+        action = self._k("action")
+        names = {}
+        for h in self._heads:
+            for alias in (h, f"{action}_{h}_entropy"):
+                names[alias] = h
+        coeffs: dict[str, float] = {}
+        for key, value in entropy_coeff.items():
+            head = names.get(flatten_key(key))
+            if head is None:
+                raise InputError(f"{owner}: entropy_coeff names unknown head {key!r}; heads: {self._heads}")
+            coeffs[head] = self._check_float(owner, f"entropy_coeff[{key!r}]", value)
+        missing = [h for h in self._heads if h not in coeffs]
+        if missing:
+            raise InputError(f"{owner}: entropy_coeff mapping is missing head {missing[0]!r}; heads: {self._heads}")
+        self._entropy_coeff_map = {h: coeffs[h] for h in self._heads}
+        self.entropy_coeff = 0.0  # TorchRL: the scalar buffer is 0 when a mapping is given
+
+    def _entropy_hyper_inputs(self) -> list[str]:
+        """The ``entropy_coeff`` keyword input (a 0-d tensor) of a scalar coefficient."""
+        return [] if self.__dict__.get("_entropy_coeff_map") else ["entropy_coeff"]
+
     # ---------------------------------------------------------------- input layout
     def _check_layout(self, inputs: Mapping[str, torch.Tensor]) -> None:
         """Refuse, naming the key and both shapes/dtypes, before any network runs:
@@ -639,13 +706,18 @@ class ActorCriticLoss(LossModule):
         for name in trailing:
             if name in inputs and tuple(inputs[name].shape[:-1]) != batch:
                 raise mismatch(name, "[*batch, 1]")
-        log_prob = inputs.get(self._k("sample_log_prob"))
-        if log_prob is not None and tuple(log_prob.shape) != batch:
-            raise mismatch(self._k("sample_log_prob"), "[*batch]")
-        action_name = self._k("action")
-        action = inputs.get(action_name)
-        kind = getattr(getattr(self.actor_network, "distribution_class", None), "action_dtype", None)
-        if action is not None:
+        for name in [self._k("sample_log_prob"), *self._head_log_prob_inputs()]:
+            log_prob = inputs.get(name)
+            if log_prob is not None and tuple(log_prob.shape) != batch:
+                raise mismatch(name, "[*batch]")
+        if self._composite:
+            kinds = [getattr(c, "action_dtype", None) for c in self.actor_network.distribution_map.values()]
+        else:
+            kinds = [getattr(getattr(self.actor_network, "distribution_class", None), "action_dtype", None)]
+        for action_name, kind in zip(self._action_inputs(), kinds):
+            action = inputs.get(action_name)
+            if action is None:
+                continue
             check_action_dtype(owner, action_name, action, kind)
             if kind == "integer" and tuple(action.shape) != batch:
                 raise mismatch(action_name, "[*batch] (category indices)")
@@ -728,28 +800,61 @@ class ActorCriticLoss(LossModule):
         advantage, value_target = self._estimate(inputs, value_now, next_value)
         return advantage.detach(), value_target.detach(), state_value, value_now, True
 
-    def _log_prob(self, dist, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        action = inputs[self._k("action")]
-        if action.requires_grad:
-            raise RuntimeError(
-                f"{type(self).__name__}: input {self._k('action')!r} requires grad; "
-                "pass the stored action (detached), as TorchRL requires"
-            )
-        return dist.log_prob(action)
+    def _stored_actions(self, inputs: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        actions = [inputs[name] for name in self._action_inputs()]
+        for name, action in zip(self._action_inputs(), actions):
+            if action.requires_grad:
+                raise RuntimeError(
+                    f"{type(self).__name__}: input {name!r} requires grad; "
+                    "pass the stored action (detached), as TorchRL requires"
+                )
+        return actions
 
-    def _entropy(self, dist, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def _log_prob_heads(self, dist, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A composite actor's ``{head: log pi_head(a_head|s)}``, each ``[*batch]``."""
+        return dist.log_prob_composite(dict(zip(self._heads, self._stored_actions(inputs))))
+
+    def _log_prob(self, dist, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``log pi(a|s)`` ``[*batch]``: summed over the heads of a composite actor (TorchRL sums
+        the per-head log-probs' features)."""
+        if self._composite:
+            return dist.log_prob(dict(zip(self._heads, self._stored_actions(inputs))))
+        return dist.log_prob(self._stored_actions(inputs)[0])
+
+    def _entropy(self, dist, inputs: Mapping[str, torch.Tensor]):
         """Closed-form entropy, or TorchRL's Monte-Carlo estimate ``-mean_s log p(x_s)`` from
-        ``samples_mc_entropy`` reparameterised draws (noise: the ``entropy_noise`` input)."""
-        try:
-            return dist.entropy()
-        except NotImplementedError:
-            pass
-        noise = inputs.get(self.ENTROPY_NOISE)
-        if hasattr(dist, "rsample_log_prob"):  # the draws' log-prob without the actions
-            log_prob = dist.rsample_log_prob((self.samples_mc_entropy,), noise=noise)
-        else:
-            _, log_prob = sample_and_log_prob(dist, (self.samples_mc_entropy,), noise, reparameterize=True)
-        return -log_prob.mean(0)
+        ``samples_mc_entropy`` reparameterised draws (noise: the ``entropy_noise`` input);
+        ``{head: entropy}`` for a composite actor (noise: ``entropy_noise_<head>``)."""
+        if self._composite:
+            noise = dict(zip(self._heads, (inputs.get(k) for k in self._entropy_noise_inputs())))
+            return dist.entropy_composite(self.samples_mc_entropy, noise)
+        return entropy_or_estimate(dist, self.samples_mc_entropy, inputs.get(self.ENTROPY_NOISE))
+
+    def _entropy_outputs(self, dist, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``entropy`` (detached mean; summed over heads), ``loss_entropy`` (``-entropy_coeff * H``,
+        or ``-sum_h coeff_h * H_h`` with a per-head mapping) and, for a composite actor, the
+        per-head entropies (:meth:`_composite_entropy_keys`) as TorchRL writes them."""
+        entropy = self._entropy(dist, inputs)
+        if not isinstance(entropy, dict):
+            return {
+                "entropy": entropy.detach().mean(),
+                "loss_entropy": self._times_hyper("entropy_coeff", inputs, entropy, negate=True),
+            }
+        out = {key: entropy[h].detach().unsqueeze(-1) for key, h in zip(self._composite_entropy_keys(), self._heads)}
+        total = None
+        for h in self._heads:
+            total = entropy[h] if total is None else total + entropy[h]
+        out["entropy"] = total.detach().mean()
+        coeffs = self.__dict__.get("_entropy_coeff_map")
+        if coeffs is None:
+            out["loss_entropy"] = self._times_hyper("entropy_coeff", inputs, total, negate=True)
+            return out
+        loss = None
+        for h in self._heads:
+            term = -const(coeffs[h], entropy[h]) * entropy[h]
+            loss = term if loss is None else loss + term
+        out["loss_entropy"] = loss
+        return out
 
     def _critic_loss(
         self,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from rlexport.inputs import check_tensor
+from rlexport.inputs import InputError, check_tensor
 
 from .common import ActorCriticLoss, const, pack_outputs
 from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, sample_and_log_prob
@@ -81,8 +81,6 @@ class PPOLoss(ActorCriticLoss):
         if kwargs.pop("delay_actor", False):
             raise NotImplementedError(f"{owner}: delay_actor=True is not supported")
         self._check_no_kwargs(owner, kwargs, self._options())
-        if isinstance(entropy_coeff, Mapping):
-            raise NotImplementedError(f"{owner}: per-head entropy coefficients (composite actions) are not supported")
         # TorchRL: no coefficient -> 1.0 with a critic; 0 -> no critic loss.
         if critic_coeff is None and critic_network is not None:
             critic_coeff = 1.0
@@ -94,7 +92,7 @@ class PPOLoss(ActorCriticLoss):
         self._setup_networks(owner, actor_network, critic_network, separate_losses)
         self.samples_mc_entropy = self._check_count(owner, "samples_mc_entropy", samples_mc_entropy)
         self.entropy_bonus = bool(entropy_bonus)
-        self.entropy_coeff = self._check_float(owner, "entropy_coeff", entropy_coeff)
+        self._entropy_options(owner, entropy_coeff)
         self.critic_coeff = self._check_float(owner, "critic_coeff", critic_coeff, allow_none=True)
         self.log_explained_variance = bool(log_explained_variance)
         self.normalize_advantage = bool(normalize_advantage)
@@ -114,7 +112,9 @@ class PPOLoss(ActorCriticLoss):
 
     # ---------------------------------------------------------------- keys
     def _required_inputs(self, given: Mapping) -> list[str]:
-        keys = [*self._actor_in_keys, self._k("action"), self._k("sample_log_prob")]
+        keys = [*self._actor_in_keys, *self._action_inputs()]
+        if not self._composite:  # composite: per-head or aggregated log-probs (one of the two, checked in forward)
+            keys.append(self._k("sample_log_prob"))
         if given.get(self._k("advantage")) is None:
             if self.critic_network is None:
                 # TorchRL: "Critic network is not specified, cannot compute advantage within forward."
@@ -129,9 +129,11 @@ class PPOLoss(ActorCriticLoss):
 
     def _optional_inputs(self, given: Mapping) -> list[str]:
         keys = [self._k("advantage"), self._k("value_target"), self._k("value")]
+        if self._composite:
+            keys += [*self._head_log_prob_inputs(), self._k("sample_log_prob")]
         if self.critic_network is not None:
             keys += self._estimator_inputs(current_critic_inputs=True)
-        keys += [self.ENTROPY_NOISE, "entropy_coeff"]
+        keys += [*self._entropy_noise_inputs(), *self._entropy_hyper_inputs()]
         if self._has_critic:
             keys.append("critic_coeff")
             if self.clip_value is not None:
@@ -151,14 +153,19 @@ class PPOLoss(ActorCriticLoss):
             keys.append("explained_variance")
         return keys
 
-    def _entropy_out_keys(self) -> list[str]:
-        return ["entropy", "loss_entropy"] if self.entropy_bonus else []
+    def _entropy_out_keys(self, with_heads: bool = False) -> list[str]:
+        """``entropy``, ``loss_entropy`` (with ``entropy_bonus``); ``with_heads``: a composite
+        actor's per-head entropies first (TorchRL's ``composite_entropy`` entry, TensorDict only)."""
+        if not self.entropy_bonus:
+            return []
+        heads = self._composite_entropy_keys() if with_heads else []
+        return [*heads, "entropy", "loss_entropy"]
 
     def _default_out_keys(self) -> list[str]:
         return ["loss_objective", *self._entropy_out_keys(), *self._critic_out_keys(False)]
 
     def _all_out_keys(self) -> list[str]:
-        return ["loss_objective", "kl_approx", *self._entropy_out_keys(), *self._critic_out_keys(True)]
+        return ["loss_objective", "kl_approx", *self._entropy_out_keys(True), *self._critic_out_keys(True)]
 
     # ---------------------------------------------------------------- data path
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
@@ -182,10 +189,10 @@ class PPOLoss(ActorCriticLoss):
         """``log pi(a|s) - sample_log_prob`` and the advantage, both batch-shaped ``[*batch]``
         (the advantage comes in as ``[*batch, 1]``), and the distribution."""
         owner = type(self).__name__
+        if self._composite:
+            return self._composite_log_weight(inputs, advantage)
         key = self._k("sample_log_prob")
-        prev_log_prob = check_tensor(owner, key, inputs[key], floating=True)
-        if prev_log_prob.requires_grad:
-            raise RuntimeError(f"{owner}: input {key!r} requires grad; pass the stored (detached) log-probability")
+        prev_log_prob = self._stored_log_prob(inputs, key)
         dist = self._get_dist(inputs)
         log_prob = self._log_prob(dist, inputs)
         if tuple(prev_log_prob.shape) != tuple(log_prob.shape):
@@ -194,6 +201,47 @@ class PPOLoss(ActorCriticLoss):
                 f"{self._k('action')!r} under the actor has shape {list(log_prob.shape)}; they must match"
             )
         return log_prob - prev_log_prob, self._batch_shaped_advantage(advantage, log_prob), dist
+
+    def _stored_log_prob(self, inputs: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
+        owner = type(self).__name__
+        prev_log_prob = check_tensor(owner, key, inputs[key], floating=True)
+        if prev_log_prob.requires_grad:
+            raise RuntimeError(f"{owner}: input {key!r} requires grad; pass the stored (detached) log-probability")
+        return prev_log_prob
+
+    def _composite_log_weight(self, inputs: Mapping[str, torch.Tensor], advantage: torch.Tensor):
+        """A composite actor's log-weight ``[*batch]``: ``sum_h (log pi_h - action_<h>_log_prob)``
+        from the per-head behaviour log-probs (TorchRL's non-aggregated mode), or
+        ``sum_h log pi_h - sample_log_prob`` from the aggregated one; exactly one form is given."""
+        owner = type(self).__name__
+        head_keys = self._head_log_prob_inputs()
+        given = [k for k in head_keys if inputs.get(k) is not None]
+        aggregated = self._k("sample_log_prob")
+        if inputs.get(aggregated) is not None and given:
+            raise InputError(
+                f"{owner}: give either the per-head log-probs {head_keys} or the aggregated {aggregated!r}, not both"
+            )
+        if inputs.get(aggregated) is None and len(given) != len(head_keys):
+            missing = [k for k in head_keys if k not in given]
+            raise TypeError(
+                f"{owner}: missing input {missing[0]!r}; a composite actor needs the per-head log-probs "
+                f"{head_keys} (or the aggregated {aggregated!r})"
+            )
+        dist = self._get_dist(inputs)
+        if given:
+            log_probs = self._log_prob_heads(dist, inputs)
+            log_weight = None
+            for head, key in zip(self._heads, head_keys):
+                term = log_probs[head] - self._stored_log_prob(inputs, key)
+                if term.shape != log_probs[head].shape:
+                    raise InputError(
+                        f"{owner}: {key!r} has shape {list(inputs[key].shape)} but the log-probability of head "
+                        f"{head!r} has shape {list(log_probs[head].shape)}; they must match"
+                    )
+                log_weight = term if log_weight is None else log_weight + term
+        else:
+            log_weight = self._log_prob(dist, inputs) - self._stored_log_prob(inputs, aggregated)
+        return log_weight, self._batch_shaped_advantage(advantage, log_weight), dist
 
     @staticmethod
     def _kl_approx(log_weight: torch.Tensor, wanted: frozenset[str]) -> dict[str, torch.Tensor]:
@@ -206,11 +254,7 @@ class PPOLoss(ActorCriticLoss):
     def _entropy_terms(self, dist, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not self.entropy_bonus:
             return {}
-        entropy = self._entropy(dist, inputs)
-        return {
-            "entropy": entropy.detach().mean(),
-            "loss_entropy": self._times_hyper("entropy_coeff", inputs, entropy, negate=True),
-        }
+        return self._entropy_outputs(dist, inputs)
 
     def _critic_terms(self, inputs, state_value, value_target, old_value, wanted) -> dict[str, torch.Tensor]:
         if not self._has_critic:
@@ -299,7 +343,7 @@ class ClipPPOLoss(PPOLoss):
 
     def _all_out_keys(self) -> list[str]:
         return [
-            "loss_objective", "clip_fraction", "kl_approx", *self._entropy_out_keys(),
+            "loss_objective", "clip_fraction", "kl_approx", *self._entropy_out_keys(True),
             *self._critic_out_keys(True), "ESS", "max_ratio", "mean_ratio",
         ]
 
@@ -400,6 +444,8 @@ class KLPENPPOLoss(PPOLoss):
         return super()._required_inputs(given) + self._dist_param_keys
 
     def _extra_optional_inputs(self) -> list[str]:
+        if self._composite:
+            return ["beta", *(f"{self.KL_NOISE}_{h}" for h in self._heads)]
         return ["beta", self.KL_NOISE]
 
     @property
@@ -413,7 +459,7 @@ class KLPENPPOLoss(PPOLoss):
 
     def _all_out_keys(self) -> list[str]:
         return [
-            "loss_objective", "kl", "kl_approx", *self._entropy_out_keys(), *self._critic_out_keys(True), "beta_next",
+            "loss_objective", "kl", "kl_approx", *self._entropy_out_keys(True), *self._critic_out_keys(True), "beta_next",
         ]
 
     def _previous_dist(self, inputs: Mapping[str, torch.Tensor]):
@@ -424,11 +470,21 @@ class KLPENPPOLoss(PPOLoss):
         return actor.distribution_class(**params, **dict(getattr(actor, "distribution_kwargs", None) or {}))
 
     def _kl(self, previous, current, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``KL(pi_old || pi)`` ``[*batch]``: closed form, else a Monte-Carlo estimate from
+        ``samples_mc_kl`` draws of ``pi_old``; a composite actor's is the sum of its heads' KLs
+        (``kl_noise_<head>`` per head)."""
+        if self._composite:
+            total = None
+            for h in self._heads:
+                kl = self._head_kl(previous[h], current[h], inputs.get(f"{self.KL_NOISE}_{h}"))
+                total = kl if total is None else total + kl
+            return total
+        return self._head_kl(previous, current, inputs.get(self.KL_NOISE))
+
+    def _head_kl(self, previous, current, noise) -> torch.Tensor:
         if has_analytic_kl(previous, current):
             return kl_divergence(previous, current)
-        x, previous_log_prob = sample_and_log_prob(
-            previous, (self.samples_mc_kl,), inputs.get(self.KL_NOISE), reparameterize=False
-        )
+        x, previous_log_prob = sample_and_log_prob(previous, (self.samples_mc_kl,), noise, reparameterize=False)
         return (previous_log_prob - current.log_prob(x)).mean(0)
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:

@@ -70,7 +70,7 @@ class ReinforceLoss(ActorCriticLoss):
         self.set_keys(advantage=advantage_key, value_target=value_target_key)
 
     def _required_inputs(self, given: Mapping) -> list[str]:
-        keys = [*self._actor_in_keys, self._k("action"), *self._critic_in_keys]
+        keys = [*self._actor_in_keys, *self._action_inputs(), *self._critic_in_keys]
         if given.get(self._k("advantage")) is None:
             return keys + self._estimator_inputs(current_critic_inputs=False)
         keys.append(self._k("value_target"))

@@ -12,6 +12,16 @@ Box actions, two choices (``--box-distribution``):
   by construction and their log-probability includes the tanh Jacobian. It has no closed-form
   entropy, so use it with ``--ent-coef 0``.
 
+Composite actions (``MultiDiscrete``, ``Dict`` and ``Tuple`` spaces of ``Discrete`` and bounded
+1-D ``Box`` leaves): one network outputs every head's parameters (``CompositeHead``); the actor is
+an rlexport ``CompositeActor`` with a ``Categorical`` per discrete head and the
+``--box-distribution`` per Box head. Heads are named ``a0, a1, ...`` (MultiDiscrete), ``h0, h1,
+...`` (Tuple) or by the Dict's keys. Inside the training loop (and in ``policy.onnx``) an action is
+*packed*: one float32 row ``[*batch, width]`` with each head's columns in head order (a discrete
+head: one column holding its index; a Box head: its dims), which ``AgentSpec.env_action`` turns
+into the env's own action and ``AgentSpec.split_actions`` into the loss's ``action_<head>``
+inputs. The loss takes the aggregated ``sample_log_prob``.
+
 Acting samples with noise drawn outside the graph by the trainer's numpy generator (uniform noise
 for ``Categorical``, inverse CDF, standard normal for the Gaussians), so the torch and ONNX engines act
 identically from the same parameters and a resumed run reproduces its samples.
@@ -19,14 +29,23 @@ identically from the same parameters and a resumed run reproduces its samples.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 import gymnasium as gym
-from rlexport.modules import Categorical, IndependentNormal, ProbabilisticActor, TanhNormal, ValueOperator, mlp
+from rlexport.modules import (
+    Categorical,
+    CompositeActor,
+    IndependentNormal,
+    ProbabilisticActor,
+    TanhNormal,
+    ValueOperator,
+    mlp,
+)
 
 
 class GaussianHead(nn.Module):
@@ -43,13 +62,90 @@ class GaussianHead(nn.Module):
         return loc, scale
 
 
+@dataclass(frozen=True)
+class Head:
+    """One head of a composite action space: ``n`` categories (discrete) or a Box of ``dim``."""
+
+    name: str
+    discrete: bool
+    n: int | None = None
+    dim: int = 1
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+    @property
+    def width(self) -> int:
+        """Columns in a packed action / noise row."""
+        return 1 if self.discrete else self.dim
+
+
+class CompositeHead(nn.Module):
+    """obs -> every head's parameters, in head order: ``logits`` of a discrete head, ``(loc,
+    scale)`` of a Box head with a state-independent log-std (CleanRL), from one MLP."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int], heads: Sequence[Head]):
+        super().__init__()
+        self.widths = [h.n if h.discrete else h.dim for h in heads]
+        self.discrete = [h.discrete for h in heads]
+        self.net = mlp(obs_dim, sum(self.widths), hidden=hidden, head_gain=0.01)
+        box_dims = sum(h.dim for h in heads if not h.discrete)
+        # only with a Box head (an unused parameter would not be a train-step input)
+        self.log_std = nn.Parameter(torch.zeros(box_dims)) if box_dims else None
+
+    def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out: list[torch.Tensor] = []
+        start = std_start = 0
+        params = self.net(observation)
+        for width, discrete in zip(self.widths, self.discrete):
+            chunk = params[..., start:start + width]
+            start += width
+            if discrete:
+                out.append(chunk)
+            else:
+                scale = self.log_std[std_start:std_start + width].exp().expand_as(chunk)
+                std_start += width
+                out += [chunk, scale]
+        return tuple(out)
+
+
+def _composite_heads(action_space) -> tuple[str, list[Head]]:
+    """``(layout, heads)`` of a MultiDiscrete / Dict / Tuple space (``EnvError``-free: the spaces
+    were checked by ``rlexport.train.envs.check_spaces``)."""
+
+    def leaf(name: str, space) -> Head:
+        if isinstance(space, gym.spaces.Discrete):
+            return Head(name, True, n=int(space.n))
+        return Head(name, False, dim=int(space.shape[0]), low=np.asarray(space.low, np.float32),
+                    high=np.asarray(space.high, np.float32))
+
+    if isinstance(action_space, gym.spaces.MultiDiscrete):
+        return "multidiscrete", [Head(f"a{i}", True, n=int(n)) for i, n in enumerate(action_space.nvec)]
+    if isinstance(action_space, gym.spaces.Tuple):
+        return "tuple", [leaf(f"h{i}", s) for i, s in enumerate(action_space.spaces)]
+    return "dict", [leaf(k, s) for k, s in action_space.spaces.items()]
+
+
 class AgentSpec:
     """What the rest of training needs to know about the action space."""
 
     def __init__(self, obs_dim: int, action_space, box_distribution: str):
 
         self.obs_dim = obs_dim
-        if isinstance(action_space, gym.spaces.Discrete):
+        self.heads: list[Head] = []
+        self.layout = None
+        self.box_distribution = box_distribution
+        if isinstance(action_space, (gym.spaces.MultiDiscrete, gym.spaces.Dict, gym.spaces.Tuple)):
+            self.kind = "composite"
+            self.layout, self.heads = _composite_heads(action_space)
+            self.n = None
+            self.act_dim = sum(h.width for h in self.heads)  # packed width
+            lows, highs = [], []
+            for h in self.heads:
+                lows.append(np.zeros(1, np.float32) if h.discrete else h.low)
+                highs.append(np.full(1, h.n - 1, np.float32) if h.discrete else h.high)
+            self.low, self.high = np.concatenate(lows), np.concatenate(highs)
+            self.discrete_columns = np.concatenate([np.full(h.width, h.discrete) for h in self.heads])
+        elif isinstance(action_space, gym.spaces.Discrete):
             self.kind = "categorical"
             self.n = int(action_space.n)
             self.act_dim = 1
@@ -65,9 +161,39 @@ class AgentSpec:
     def discrete(self) -> bool:
         return self.kind == "categorical"
 
+    @property
+    def composite(self) -> bool:
+        return self.kind == "composite"
+
+    @property
+    def action_names(self) -> list[str]:
+        """The loss's action keywords: ``["action"]``, or ``action_<head>`` per head."""
+        return [f"action_{h.name}" for h in self.heads] if self.composite else ["action"]
+
     def noise_shape(self, batch: int, steps: int | None = None) -> tuple[int, ...]:
         lead = (batch,) if steps is None else (steps, batch)
         return lead if self.discrete else (*lead, self.act_dim)
+
+    def split_actions(self, packed: np.ndarray) -> dict[str, np.ndarray]:
+        """Packed actions ``[N, width]`` -> the loss's ``action_<head>`` (int64 ``[N]`` for a
+        discrete head, float32 ``[N, dim]`` for a Box head)."""
+        out, start = {}, 0
+        for h in self.heads:
+            cols = packed[..., start:start + h.width]
+            start += h.width
+            out[f"action_{h.name}"] = cols[..., 0].astype(np.int64) if h.discrete else np.ascontiguousarray(cols, np.float32)
+        return out
+
+    def example_actions(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """Valid example actions for ``n`` rows, as loss keywords (composite) or ``action``."""
+        if self.discrete:
+            return {"action": rng.integers(0, self.n, size=(n,)).astype(np.int64)}
+        unit = np.clip(rng.standard_normal((n, self.act_dim)), -0.9, 0.9)
+        packed = (self.low + (unit + 1) * 0.5 * (self.high - self.low)).astype(np.float32)
+        if not self.composite:
+            return {"action": packed if self.kind == "tanh_normal" else unit.astype(np.float32)}
+        packed = np.where(self.discrete_columns, np.round(packed), packed).astype(np.float32)
+        return self.split_actions(packed)
 
     def draw_noise(self, rng: np.random.Generator, batch: int, steps: int | None = None) -> np.ndarray:
         """Sampling noise ``[batch]`` (Categorical: uniform) or ``[batch, act_dim]`` (Gaussians:
@@ -75,12 +201,38 @@ class AgentSpec:
         (the generator fills it in order, so row ``t`` is what the ``t``-th per-step draw gives)."""
         if self.discrete:  # uniform: Categorical.sample(noise=u) inverts the CDF
             return rng.random(self.noise_shape(batch, steps)).astype(np.float32)
+        if self.composite:  # uniform columns for the discrete heads, standard normal for the Box heads
+            shape = self.noise_shape(batch, steps)
+            uniform, normal = rng.random(shape), rng.standard_normal(shape)
+            return np.where(self.discrete_columns, uniform, normal).astype(np.float32)
         return rng.standard_normal(self.noise_shape(batch, steps)).astype(np.float32)
 
-    def env_action(self, action: np.ndarray) -> np.ndarray:
+    def env_action(self, action: np.ndarray):
+        """The vector env's action for actions ``[num_envs, ...]`` (composite: packed rows ->
+        the batched MultiDiscrete array, Tuple of arrays or Dict of arrays)."""
         if self.discrete:
             return action.astype(np.int64).reshape(-1)
-        return np.clip(action, self.low, self.high)
+        if not self.composite:
+            return np.clip(action, self.low, self.high)
+        parts = {}
+        for h, (name, value) in zip(self.heads, self.split_actions(action).items()):
+            parts[h.name] = value if h.discrete else np.clip(value, h.low, h.high)
+        if self.layout == "multidiscrete":
+            return np.stack(list(parts.values()), axis=-1)
+        if self.layout == "tuple":
+            return tuple(parts.values())
+        return parts
+
+    def single_env_action(self, action: np.ndarray):
+        """``env_action`` for one env's action (no batch dim), as ``env.step`` takes it."""
+        if self.discrete:
+            return int(action)
+        batched = self.env_action(np.asarray(action)[None])
+        if self.layout == "tuple":
+            return tuple(v[0] for v in batched)
+        if self.layout == "dict":
+            return {k: v[0] for k, v in batched.items()}
+        return batched[0]
 
 
 def build_agent(spec: AgentSpec, hidden: Sequence[int], seed: int, dtype: torch.dtype = torch.float32):
@@ -88,7 +240,16 @@ def build_agent(spec: AgentSpec, hidden: Sequence[int], seed: int, dtype: torch.
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        if spec.discrete:
+        if spec.composite:
+            box = TanhNormal if spec.box_distribution == "tanh_normal" else IndependentNormal
+            dists, kwargs = {}, {}
+            for h in spec.heads:
+                dists[h.name] = Categorical if h.discrete else box
+                if not h.discrete and box is TanhNormal:
+                    kwargs[h.name] = {"low": torch.as_tensor(h.low), "high": torch.as_tensor(h.high)}
+            actor = CompositeActor(CompositeHead(spec.obs_dim, hidden, spec.heads), ["observation"], dists, kwargs,
+                                   return_log_prob=True, aggregate_log_prob=True)
+        elif spec.discrete:
             actor_net: nn.Module = mlp(spec.obs_dim, spec.n, hidden=hidden, head_gain=0.01)
             actor = ProbabilisticActor(
                 actor_net, in_keys=["observation"], out_keys=["logits"], distribution_class=Categorical,
@@ -110,8 +271,27 @@ def build_agent(spec: AgentSpec, hidden: Sequence[int], seed: int, dtype: torch.
     return actor.to(dtype), critic.to(dtype)
 
 
+def pack_actions(actions: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Per-head actions -> one float32 row per batch entry (a discrete head's index as one
+    column, a Box head's dims), in head order."""
+    cols = [a if a.is_floating_point() else a.unsqueeze(-1).to(torch.float32) for a in actions.values()]
+    return torch.cat(cols, dim=-1)
+
+
+def _split_noise(noise: torch.Tensor, actor: CompositeActor) -> dict[str, torch.Tensor]:
+    """A packed noise row -> per-head noise (uniform ``[B]`` for Categorical, ``[B, dim]`` else)."""
+    out, start = {}, 0
+    widths = actor.module.widths
+    for head, width, discrete in zip(actor.heads, widths, actor.module.discrete):
+        width = 1 if discrete else width
+        out[head] = noise[..., start] if discrete else noise[..., start:start + width]
+        start += width
+    return out
+
+
 class Sampler(nn.Module):
-    """``(observation, noise) -> (action, sample_log_prob)``: one acting step, noise given."""
+    """``(observation, noise) -> (action, sample_log_prob)``: one acting step, noise given
+    (composite: packed noise in, packed action and the summed log-prob out)."""
 
     def __init__(self, actor: nn.Module, kind: str):
         super().__init__()
@@ -122,6 +302,9 @@ class Sampler(nn.Module):
 
     def forward(self, observation: torch.Tensor, noise: torch.Tensor):
         dist = self.actor_network.get_dist(observation=observation)
+        if self.kind == "composite":
+            actions = dist.draw(_split_noise(noise, self.actor_network))
+            return pack_actions(actions), dist.log_prob(actions)
         if self.kind == "categorical":
             action = dist.sample(noise=noise)
         else:
@@ -142,7 +325,7 @@ class DeterministicPolicy(nn.Module):
             self.register_buffer("obs_mean", torch.as_tensor(np.asarray(obs_mean), dtype=torch.float32))
             self.register_buffer("obs_std", torch.as_tensor(np.asarray(obs_std), dtype=torch.float32))
             self.register_buffer("obs_clip", torch.tensor(float(clip)))
-        self.clip_box = kind == "normal"
+        self.clip_box = kind in ("normal", "composite")  # composite: bounds per packed column
         if self.clip_box:
             self.register_buffer("low", torch.as_tensor(low))
             self.register_buffer("high", torch.as_tensor(high))
@@ -155,6 +338,9 @@ class DeterministicPolicy(nn.Module):
         dist = self.actor.get_dist(observation=observation)
         if self.kind == "categorical":
             return dist.mode
+        if self.kind == "composite":
+            action = pack_actions(dist.deterministic_sample)
+            return torch.maximum(torch.minimum(action, self.high), self.low)
         action = dist.deterministic_sample
         if self.clip_box:
             action = torch.maximum(torch.minimum(action, self.high), self.low)

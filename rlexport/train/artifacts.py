@@ -9,7 +9,7 @@
 * ``train_step.onnx`` - loss + gradients + clipping + Adam as one graph (params, Adam state and
   hyper-parameters are inputs, dynamic batch). ONNX engine: a copy of the graph the run trained
   with (``graphs/train_step.onnx``, exported once at start-up, golden sample from the parameters
-  it started from); torch engine: exported here, golden sample from the final parameters.
+  it started from, or from the graph cache: those of the run that first exported it); torch engine: exported here, golden sample from the final parameters.
   Validated with ``validate_train_step`` (10 steps in ORT vs 10 eager ``torch.optim.Adam`` steps).
 
 Each has ``X.json`` and ``X.golden/``. ``RUN/validation.json`` holds ``rlexport.parity.validate``
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlexport.artifact.paths import sidecar_paths
+from rlexport.artifact.paths import copy_artifact
 from rlexport.export import export_onnx
 from rlexport.validate import validate, validate_train_step
 
@@ -77,7 +76,7 @@ def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     dest = out / "train_step.onnx"
     runtime_graph = getattr(eng, "train_step_path", None)
     if runtime_graph is not None:  # the ONNX engine's graph, exported (and verified) once per run
-        _copy_artifact(Path(runtime_graph), dest)
+        copy_artifact(Path(runtime_graph), dest)
     else:
         export_train_step_graph(eng.loss, {k: flat[k][:n] for k in eng.input_names}, dest, cfg)
     paths["train_step"] = str(dest)
@@ -101,21 +100,6 @@ def export_run_artifacts(trainer, run_dir: Path) -> tuple[dict[str, str], bool]:
     tmp.write_text(json.dumps(doc, indent=2, default=str))
     os.replace(tmp, Path(run_dir) / "validation.json")
     return paths, passed
-
-
-def _copy_artifact(src: Path, dest: Path) -> None:
-    """Copy ``X.onnx`` with ``X.json`` and ``X.golden/`` (same base name: the sidecars name it)."""
-
-
-    if src.name != dest.name:
-        raise ValueError(f"_copy_artifact: {src.name} and {dest.name} differ; the sidecars name the artifact")
-    for s, d in zip(sidecar_paths(src), sidecar_paths(dest)):
-        if d.is_dir():
-            shutil.rmtree(d)
-        if s.is_dir():
-            shutil.copytree(s, d)
-        elif s.exists():
-            shutil.copy2(s, d)
 
 
 def _raw_obs_example(trainer) -> np.ndarray:

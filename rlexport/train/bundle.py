@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -43,7 +44,6 @@ from rlexport.export import export_aoti, read_golden, write_golden
 from rlexport.export.train_step import export_train_step
 
 from .agent import AgentSpec, Sampler, build_agent
-from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig
 from .engines import (
     GaeModule,
@@ -57,13 +57,13 @@ from .engines import (
     train_step_hyperparams,
 )
 from .envs import EnvError, describe_spaces
+from .run_folder import RunFolderError, read_run
 
 FORMAT = "rlexport-bundle"
 # graph formats a bundle can hold, each under graphs.<role>.<format>; ONNX is always written
 GRAPH_FORMATS = ("onnx", "aoti")
 GRAPH_FILES = {"onnx": "graphs/{role}.onnx", "aoti": "graphs/aoti/{role}.pt2"}
 VERSION = 1
-CHECKPOINT = Path("checkpoints") / "latest.safetensors"
 # Running statistics start as Gymnasium's RunningMeanStd (and rlexport.train.envs).
 RMS_INITIAL_COUNT = 1e-4
 NORM_CLIP, NORM_EPS = 10.0, 1e-8
@@ -237,22 +237,14 @@ def _prepare_out(out: Path) -> None:
         raise BundleError(f"output folder {out}: {out.parent} is not writable")
 
 
-def read_run(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, np.ndarray], dict[str, Any]]:
-    """``(config, checkpoint tensors as numpy, checkpoint metadata)`` of an ``rlexport train`` run."""
-    run = Path(run)
-    cfg_path = run / "config.json"
-    if not cfg_path.is_file():
-        raise BundleError(f"--from {run}: no config.json; not an rlexport train run folder")
+def _read_run(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, np.ndarray], dict[str, Any]]:
+    """``(config, checkpoint tensors as numpy, checkpoint metadata)`` of an ``rlexport train`` run
+    (``run_folder.read_run``; the previous checkpoint when the latest is damaged)."""
     try:
-        cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
-        cfg.validate()
-    except (ValueError, TypeError) as err:
-        raise BundleError(f"--from {run}: config.json is not a valid config ({err})") from None
-    try:
-        tensors, meta = load_checkpoint(run / CHECKPOINT)
-    except CheckpointError as err:
-        raise BundleError(f"--from {run}: {err}") from None
-    return cfg, {k: v.numpy() for k, v in tensors.items()}, meta
+        folder = read_run(run)
+    except RunFolderError as err:
+        raise BundleError(f"--from: {err}") from None
+    return folder.config, {k: v.numpy() for k, v in folder.tensors.items()}, folder.meta
 
 
 def make_bundle(cfg: TrainConfig, out: str | os.PathLike, *, from_run: str | os.PathLike | None = None,
@@ -267,7 +259,7 @@ def make_bundle(cfg: TrainConfig, out: str | os.PathLike, *, from_run: str | os.
     formats = _check_formats(formats)
     tensors = meta = None
     if from_run is not None:
-        cfg, tensors, meta = read_run(from_run)
+        cfg, tensors, meta = _read_run(from_run)
     try:
         cfg.validate()
     except ValueError as err:
@@ -276,6 +268,9 @@ def make_bundle(cfg: TrainConfig, out: str | os.PathLike, *, from_run: str | os.
         obs_space, act_space = describe_spaces(cfg.env_id)
     except EnvError as err:
         raise BundleError(str(err)) from None
+    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        raise BundleError(f"{cfg.env_id!r} has composite action space {act_space}; training bundles support Discrete and "
+                          "flat Box actions (train it with rlexport train)")
     _prepare_out(out)
 
     spec = AgentSpec(int(obs_space.shape[0]), act_space, cfg.box_distribution)

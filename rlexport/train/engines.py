@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 import rlexport.objectives as objectives
+from rlexport.artifact.cache import GraphCache
 from rlexport.export import export_onnx
 from rlexport.export.plan import as_tuple
 from rlexport.export.train_step import export_train_step
@@ -33,6 +34,7 @@ from rlexport.value import GAE
 
 from .agent import AgentSpec, Sampler
 from .config import TrainConfig
+from .graph_cache import export_cached
 
 
 def loss_total(out_keys, outputs) -> torch.Tensor:
@@ -79,9 +81,11 @@ def named_trainable(loss: nn.Module) -> dict[str, nn.Parameter]:
     return out
 
 
-def loss_inputs(loss: nn.Module, cfg: TrainConfig) -> list[str]:
-    """The keyword inputs the update feeds the loss (those of ours that it accepts)."""
-    names = ["observation", "action", "sample_log_prob", "advantage", "value_target"]
+def loss_inputs(loss: nn.Module, cfg: TrainConfig, spec: AgentSpec | None = None) -> list[str]:
+    """The keyword inputs the update feeds the loss (those of ours that it accepts); composite
+    actions: ``action_<head>`` per head and the aggregated ``sample_log_prob``."""
+    actions = ["action"] if spec is None else spec.action_names
+    names = ["observation", *actions, "sample_log_prob", "advantage", "value_target"]
     if cfg.clip_vloss:
         names.append("state_value")
     accepted = getattr(loss, "accepted_keys", None)
@@ -130,7 +134,7 @@ class TorchEngine:
         # fused: one kernel for all parameters instead of a Python loop over them (~5x less time
         # per step for CleanRL-sized networks); the same update rule
         self.optimizer = torch.optim.Adam(list(self.params.values()), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
-        self.input_names = loss_inputs(self.loss, cfg)
+        self.input_names = loss_inputs(self.loss, cfg, spec)
         self.out_keys = [k if isinstance(k, str) else "_".join(k) for k in self.loss.out_keys]
 
     # acting ------------------------------------------------------------------------------
@@ -194,14 +198,19 @@ class TorchEngine:
 # -- ONNX ------------------------------------------------------------------------------------
 
 
-def export_train_step_graph(loss: nn.Module, example: Mapping[str, np.ndarray], path: Path, cfg: TrainConfig) -> Path:
+def export_train_step_graph(loss: nn.Module, example: Mapping[str, np.ndarray], path: Path, cfg: TrainConfig,
+                            cache: GraphCache | None = None) -> Path:
     """The train-step graph (loss + gradients + clip + Adam, dynamic batch) with its golden sample
     (from ``loss``'s current parameters, a fresh Adam state), verified in ONNX Runtime by
-    ``export_train_step``. The ONNX engine runs it; both engines ship it as the final artifact."""
+    ``export_train_step``. The ONNX engine runs it; both engines ship it as the final artifact.
+    ``cache``: copied from the graph cache when it holds this graph (the golden sample is then
+    the one of the run that exported it)."""
 
     ex = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in example.items()}
-    export_train_step(loss, ex, path, optimizer="adam", hyperparams=train_step_hyperparams(cfg, cfg.learning_rate),
-                      golden=True, verify=True, dynamic=True)
+    options = dict(optimizer="adam", hyperparams=train_step_hyperparams(cfg, cfg.learning_rate), golden=True,
+                   verify=True, dynamic=True)
+    export_cached(cache, "train_step", loss, ex, Path(path), lambda dest: export_train_step(loss, ex, dest, **options),
+                  options)
     return Path(path)
 
 
@@ -273,13 +282,15 @@ class _OrtGraph:
         return binding.copy_outputs_to_cpu()
 
 
-def export_param_graph(module: nn.Module, example: Mapping[str, np.ndarray], path: Path) -> WithParams:
+def export_param_graph(module: nn.Module, example: Mapping[str, np.ndarray], path: Path,
+                       cache: GraphCache | None = None) -> WithParams:
     """``module`` with its parameters as inputs, exported by ``rlexport.export.export_onnx`` (static
-    shapes; ``X.json`` + golden sample, verified in ONNX Runtime)."""
+    shapes; ``X.json`` + golden sample, verified in ONNX Runtime), or copied from ``cache``."""
 
     wrapper = WithParams(module).eval()
     ex = {**wrapper.example_params(), **{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in example.items()}}
-    export_onnx(wrapper, ex, path, dynamic=False)
+    export_cached(cache, Path(path).stem, wrapper, ex, Path(path), lambda dest: export_onnx(wrapper, ex, dest, dynamic=False),
+                  {"dynamic": False})
     return wrapper
 
 
@@ -291,19 +302,21 @@ class OnnxEngine:
     ``act.onnx`` (sampler) and ``gae.onnx`` (critic on observation and next_observation +
     ``rlexport.value.GAE``), whose ``param_<name>`` inputs map to the train-step state names. The
     parameters live as numpy arrays in the ``OnnxTrainer``'s state and are fed to all three as
-    they are.
+    they are. ``cache``: the graph cache the three come from when it holds them
+    (``rlexport.train.graph_cache``); ``None`` exports them.
     """
 
     name = "onnx"
 
     def __init__(self, cfg: TrainConfig, spec: AgentSpec, actor: nn.Module, critic: nn.Module, graph_dir: Path,
-                 example_rollout: Mapping[str, np.ndarray], example_minibatch: Mapping[str, np.ndarray]):
+                 example_rollout: Mapping[str, np.ndarray], example_minibatch: Mapping[str, np.ndarray],
+                 cache: GraphCache | None = None):
 
         self.cfg, self.spec = cfg, spec
         self.loss = build_loss(cfg, actor, critic)
         self.actor, self.critic = loss_networks(self.loss, actor, critic)
         self.params = named_trainable(self.loss)
-        self.input_names = loss_inputs(self.loss, cfg)
+        self.input_names = loss_inputs(self.loss, cfg, spec)
         self.out_keys = [k if isinstance(k, str) else "_".join(k) for k in self.loss.out_keys]
         graph_dir = Path(graph_dir)
         graph_dir.mkdir(parents=True, exist_ok=True)
@@ -311,7 +324,7 @@ class OnnxEngine:
         # train step: loss + gradients + clipping + Adam, exported once per run (the final
         # artifact is this graph: see artifacts.export_run_artifacts)
         self.train_step_path = export_train_step_graph(
-            self.loss, {k: example_minibatch[k] for k in self.input_names}, graph_dir / "train_step.onnx", cfg)
+            self.loss, {k: example_minibatch[k] for k in self.input_names}, graph_dir / "train_step.onnx", cfg, cache)
         self.trainer = OnnxTrainer(self.train_step_path, threads=1)
         self.trainer.load_module(self.loss)
 
@@ -319,12 +332,12 @@ class OnnxEngine:
         sampler = Sampler(self.actor, spec.kind)
         ex_obs = np.ascontiguousarray(example_rollout["observation"][:, 0])
         ex_noise = spec.draw_noise(np.random.default_rng(0), ex_obs.shape[0])
-        w = export_param_graph(sampler, {"observation": ex_obs, "noise": ex_noise}, graph_dir / "act.onnx")
+        w = export_param_graph(sampler, {"observation": ex_obs, "noise": ex_noise}, graph_dir / "act.onnx", cache)
         self._act = _OrtGraph(graph_dir / "act.onnx", w.state_names)
 
         # GAE graph: the critic's parameters as inputs
         gae = GaeModule(self.critic, cfg.gamma, cfg.gae_lambda)
-        w = export_param_graph(gae, {k: example_rollout[k] for k in gae.in_keys}, graph_dir / "gae.onnx")
+        w = export_param_graph(gae, {k: example_rollout[k] for k in gae.in_keys}, graph_dir / "gae.onnx", cache)
         self._gae = _OrtGraph(graph_dir / "gae.onnx", w.state_names)
         for g in (self._act, self._gae):
             unknown = [s for s in g.state_names.values() if s not in self.trainer.state]

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import toy_envs  # noqa: F401  (registers the rlexport/* test environments with Gymnasium)
 from .config import VECTOR_ENVS
 
 try:  # gymnasium is a hard dependency, but keep the import error readable
@@ -76,8 +77,30 @@ def check_spaces(env_id: str, obs_space: Any, act_space: Any) -> tuple[Any, Any]
         if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
             raise EnvError(f"environment {env_id!r}: Box action space {act_space} must be bounded")
         return obs_space, act_space
+    if isinstance(act_space, gym.spaces.MultiDiscrete):
+        if act_space.nvec.ndim != 1 or np.any(act_space.start != 0):
+            raise EnvError(f"environment {env_id!r}: MultiDiscrete action space {act_space} must be 1-D with start 0")
+        return obs_space, act_space
+    if isinstance(act_space, (gym.spaces.Dict, gym.spaces.Tuple)):
+        leaves = act_space.spaces.items() if isinstance(act_space, gym.spaces.Dict) else enumerate(act_space.spaces)
+        for name, leaf in leaves:
+            if isinstance(name, str) and not name.isidentifier():
+                raise EnvError(f"environment {env_id!r}: Dict action key {name!r} must be a Python identifier "
+                               "(it names the head's loss input action_<key>)")
+            if not isinstance(leaf, (gym.spaces.Discrete, gym.spaces.Box)) or (
+                    isinstance(leaf, gym.spaces.Box) and len(leaf.shape) != 1):
+                raise EnvError(f"environment {env_id!r}: action head {name!r} is {leaf}; composite actions support "
+                               "Discrete and flat Box heads (not nested)")
+            try:
+                check_spaces(env_id, obs_space, leaf)
+            except EnvError as err:
+                raise EnvError(f"{err} (action head {name!r})") from None
+        if not len(act_space.spaces):
+            raise EnvError(f"environment {env_id!r}: empty {type(act_space).__name__} action space")
+        return obs_space, act_space
     raise EnvError(
-        f"environment {env_id!r} has action space {act_space}; rlexport train supports Discrete and flat Box actions"
+        f"environment {env_id!r} has action space {act_space}; rlexport train supports Discrete, flat Box, "
+        "MultiDiscrete, and Dict/Tuple of Discrete and flat Box actions"
     )
 
 

@@ -8,7 +8,6 @@ the parameters of ``checkpoints/latest.safetensors``. Episodes are seeded ``seed
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +18,9 @@ import torch
 from rlexport.runtime.onnx import make_session
 
 from .agent import AgentSpec, DeterministicPolicy, build_agent
-from .checkpoint import CheckpointError, load_run_checkpoint
-from .config import TrainConfig
 from .envs import ObsNormalizer, describe_spaces
-from .loop import CHECKPOINT, TrainError
+from .loop import TrainError
+from .run_folder import RunFolderError, read_run, read_run_config
 
 BACKENDS = ("torch", "onnx")
 
@@ -47,8 +45,8 @@ class EvalResult:
 def _torch_policy(run: Path, cfg):
 
     try:
-        tensors, _ = load_run_checkpoint(run / CHECKPOINT)  # the previous one if the latest is damaged
-    except CheckpointError as err:
+        tensors = read_run(run).tensors  # the previous checkpoint if the latest is damaged
+    except RunFolderError as err:
         raise TrainError(str(err)) from None
     obs_space, act_space = describe_spaces(cfg.env_id)
     spec = AgentSpec(int(obs_space.shape[0]), act_space, cfg.box_distribution)
@@ -98,12 +96,12 @@ def evaluate(run: str | Path, episodes: int = 10, backend: str = "onnx", seed: i
     if episodes < 1:
         raise TrainError(f"--episodes must be >= 1, got {episodes}")
     try:
-        cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-    except FileNotFoundError:
-        raise TrainError(f"{run} is not an rlexport train run (no config.json)") from None
-    except (ValueError, TypeError) as err:
-        raise TrainError(f"{run / 'config.json'} is not a valid config ({err})") from None
+        cfg = read_run_config(run)
+    except RunFolderError as err:
+        raise TrainError(str(err)) from None
     act = _onnx_policy(run) if backend == "onnx" else _torch_policy(run, cfg)
+    obs_space, act_space = describe_spaces(cfg.env_id)
+    spec = AgentSpec(int(obs_space.shape[0]), act_space, cfg.box_distribution)
     env = gym.make(cfg.env_id)
     base = (cfg.seed if seed is None else seed) + 10_000
     returns, lengths = [], []
@@ -112,9 +110,7 @@ def evaluate(run: str | Path, episodes: int = 10, backend: str = "onnx", seed: i
             obs, _ = env.reset(seed=base + i)
             total, n, done = 0.0, 0, False
             while not done:
-                a = act(np.asarray(obs, np.float32))
-                if isinstance(env.action_space, gym.spaces.Discrete):
-                    a = int(a)
+                a = spec.single_env_action(act(np.asarray(obs, np.float32)))
                 obs, r, term, trunc, _ = env.step(a)
                 total += float(r)
                 n += 1

@@ -35,8 +35,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlexport.artifact.cache import GraphCache
+
 from .agent import AgentSpec, build_agent
-from .checkpoint import CheckpointError, load_run_checkpoint, remove_stale_temp_files, save_checkpoint
+from .checkpoint import remove_stale_temp_files, save_checkpoint
 from .artifacts import export_run_artifacts
 from .config import TrainConfig
 from .engines import OnnxEngine, TorchEngine
@@ -44,8 +46,8 @@ from .envs import (EnvError, ObsNormalizer, RewardScaler, describe_spaces, make_
                    snapshot_vec)
 from .lock import LOCK_NAME, RunFolderBusy, RunFolderLock
 from .metrics import MetricsLogger, plot_learning_curve
+from .run_folder import CHECKPOINT, RunFolderError, read_run
 
-CHECKPOINT = Path("checkpoints") / "latest.safetensors"
 CHECKPOINT_SECONDS = 30.0  # --checkpoint-every 0: a checkpoint after the first update this long after the last
 
 
@@ -145,8 +147,10 @@ def _write_json(path: Path, data: Any) -> None:
 class Trainer:
     """One run: built from a fresh config or from a run folder's checkpoint."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, resume_state: tuple[dict, dict] | None = None):
+    def __init__(self, cfg: TrainConfig, run_dir: Path, resume_state: tuple[dict, dict] | None = None,
+                 cache: GraphCache | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.cache = cache  # where the ONNX engine's start-up graphs come from when they were exported before
         torch.set_num_threads(cfg.threads)
         obs_space, act_space = describe_spaces(cfg.env_id)
         self.spec = AgentSpec(int(obs_space.shape[0]), act_space, cfg.box_distribution)
@@ -189,7 +193,7 @@ class Trainer:
             return TorchEngine(self.cfg, self.spec, self.actor, self.critic)
         mb = self._example_minibatch()
         return OnnxEngine(self.cfg, self.spec, self.actor, self.critic, self.run_dir / "graphs",
-                          example_rollout=self._example_rollout(), example_minibatch=mb)
+                          example_rollout=self._example_rollout(), example_minibatch=mb, cache=self.cache)
 
     def _example_rollout(self) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(123)
@@ -205,13 +209,7 @@ class Trainer:
         rng = np.random.default_rng(321)
         n = self.cfg.minibatch_size
         ex: dict[str, np.ndarray] = {"observation": rng.standard_normal((n, self.spec.obs_dim)).astype(np.float32)}
-        if self.spec.discrete:
-            ex["action"] = rng.integers(0, self.spec.n, size=(n,)).astype(np.int64)
-        else:
-            ex["action"] = np.clip(rng.standard_normal((n, self.spec.act_dim)), -0.9, 0.9).astype(np.float32)
-            if self.spec.kind == "tanh_normal":
-                lo, hi = self.spec.low, self.spec.high
-                ex["action"] = (lo + (ex["action"] + 1) * 0.5 * (hi - lo)).astype(np.float32)
+        ex.update(self.spec.example_actions(rng, n))
         lp = (-np.abs(rng.standard_normal(n)) - 0.5).astype(np.float32)
         ex.update(sample_log_prob=lp, action_log_prob=lp, log_prob=lp)
         ex["advantage"] = rng.standard_normal((n, 1)).astype(np.float32)
@@ -321,9 +319,10 @@ class Trainer:
         cfg = self.cfg
         adv, vt = self.engine.gae(self.buf)
         N = cfg.batch_size
+        action = self.buf["action"].reshape((N,) if self.spec.discrete else (N, -1))
         flat = {
             "observation": self.buf["observation"].reshape(N, -1),
-            "action": self.buf["action"].reshape((N,) if self.spec.discrete else (N, -1)),
+            **(self.spec.split_actions(action) if self.spec.composite else {"action": action}),
             "sample_log_prob": self.buf["sample_log_prob"].reshape(N),
             "advantage": adv.reshape(N, 1).astype(np.float32),
             "value_target": vt.reshape(N, 1).astype(np.float32),
@@ -366,25 +365,18 @@ class Trainer:
 
 
 def _read_resume(run: Path) -> tuple[TrainConfig, dict, dict]:
-    """``(config, tensors, meta)`` of a run folder, or ``TrainError`` with one line.
+    """``(config, tensors, meta)`` of a run folder (``run_folder.read_run``), or ``TrainError`` with one line.
 
     The checkpoint is ``checkpoints/latest.safetensors``, or the previous one when the latest is
     missing or corrupt; ``meta["fallback"]`` then holds the one-line notice saying so."""
     run = Path(run)
     if not run.is_dir():
         raise TrainError(f"--resume: run folder {run} does not exist")
-    cfg_path = run / "config.json"
     try:
-        cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
-        cfg.validate()
-    except FileNotFoundError:
-        raise TrainError(f"--resume: {cfg_path} is missing; {run} is not an rlexport train run") from None
-    except (ValueError, TypeError, AttributeError) as err:  # bad JSON, unknown field, wrong type or value
-        raise TrainError(f"--resume: {cfg_path} is not a valid config ({err})") from None
-    try:
-        tensors, meta = load_run_checkpoint(run / CHECKPOINT)
-    except CheckpointError as err:
+        folder = read_run(run)
+    except RunFolderError as err:
         raise TrainError(f"--resume: {err}") from None
+    cfg, tensors, meta = folder.config, folder.tensors, folder.meta
     if meta.get("env_id") != cfg.env_id or meta.get("algo") != cfg.algo or meta.get("engine") != cfg.engine:
         raise TrainError(f"--resume: checkpoint in {run} does not belong to its config.json (env/algo/engine differ)")
     _check_resume_fits(cfg, tensors, meta, run)
@@ -443,6 +435,7 @@ def train(
     on_update: Callable[[Trainer, dict[str, Any]], None] | None = None,
     on_start: Callable[[TrainConfig, int], None] | None = None,
     stop_after_updates: int | None = None,
+    cache: bool | GraphCache = True,
 ) -> TrainResult:
     """Run (or continue) training; see the module docstring for the run folder.
 
@@ -454,6 +447,9 @@ def train(
     updates, or (0) after the first update ``CHECKPOINT_SECONDS`` after the previous one; always
     after the last update and when SIGINT/SIGTERM asks the loop to stop (``TrainInterrupted``).
     ``stop_after_updates`` stops this call after that many updates as a signal would (tests).
+    ``cache``: the ONNX engine's start-up graphs come from the graph cache
+    (``rlexport.artifact.cache``, ``$RLEXPORT_CACHE_DIR``) when this configuration was exported
+    before; ``False`` (``--no-cache``) exports them; a ``GraphCache`` uses that one.
     """
     if resume is not None:
         run_dir = Path(resume)
@@ -477,13 +473,15 @@ def train(
         raise TrainError(str(err)) from None
     try:
         remove_stale_temp_files(run_dir)  # ours are gone when we exit; these are from killed runs
+        graph_cache = cache if isinstance(cache, GraphCache) else (GraphCache() if cache else None)
         return _train_locked(cfg, run_dir, resume is not None, total_steps, export, on_update, on_start,
-                             stop_after_updates)
+                             stop_after_updates, graph_cache)
     finally:
         lock.release()
 
 
-def _train_locked(cfg, run_dir, resuming, total_steps, export, on_update, on_start, stop_after_updates) -> TrainResult:
+def _train_locked(cfg, run_dir, resuming, total_steps, export, on_update, on_start, stop_after_updates,
+                  graph_cache) -> TrainResult:
     resume_state = None
     if resuming:
         cfg, tensors, meta = _read_resume(run_dir)
@@ -504,7 +502,7 @@ def _train_locked(cfg, run_dir, resuming, total_steps, export, on_update, on_sta
 
     with _Interrupts() as interrupts:
         try:
-            trainer = Trainer(cfg, run_dir, resume_state)
+            trainer = Trainer(cfg, run_dir, resume_state, cache=graph_cache)
             if resume_state is not None:
                 _check_state_matches(trainer.engine.state(), resume_state[0], run_dir)
             else:

@@ -61,8 +61,8 @@ def test_bad_inputs(run_cli, tmp_path, exported_run):
     one_error_line(*run_cli(*["train", "--env", "NoSuchEnv-v0", "--out", str(tmp_path / "x")]), "unknown Gymnasium")
     assert not (tmp_path / "x").exists()
 
-    gym.register("RlexportTest/MultiDiscrete-v0", entry_point=_MultiDiscreteEnv)
-    one_error_line(*run_cli(*["train", "--env", "RlexportTest/MultiDiscrete-v0", "--out", str(tmp_path / "y")]),
+    gym.register("RlexportTest/MultiBinary-v0", entry_point=_MultiBinaryEnv)
+    one_error_line(*run_cli(*["train", "--env", "RlexportTest/MultiBinary-v0", "--out", str(tmp_path / "y")]),
                     "Discrete and flat Box actions")
 
     blocker = tmp_path / "file"
@@ -107,13 +107,13 @@ def test_help_states_the_defaults_that_run(run_cli):
     assert code == 0 and f"{TrainConfig().total_steps} by default" in text and f"{DEMO_STEPS}-step demo" in text, text
 
 
-class _MultiDiscreteEnv(__import__("gymnasium").Env):
+class _MultiBinaryEnv(__import__("gymnasium").Env):
     def __init__(self):
         import gymnasium as gym
         import numpy as np
 
         self.observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
-        self.action_space = gym.spaces.MultiDiscrete([2, 3])
+        self.action_space = gym.spaces.MultiBinary(3)  # MultiDiscrete, Dict and Tuple train (composite actions)
 
     def reset(self, seed=None, options=None):
         super().reset(seed=seed)

@@ -12,7 +12,7 @@ import torch
 
 from rlexport.train import TrainInterrupted, make_config, train
 from rlexport.train.checkpoint import load_checkpoint
-from train_runs import CKPT, assert_same_checkpoints
+from train_runs import CKPT, assert_engines_agree, assert_same_checkpoints
 from train_runs import csv_rows as _rows
 
 
@@ -83,18 +83,7 @@ def test_onnx_engine_matches_torch_engine_and_learns(tmp_path):
     assert tt.engine.state().keys() == to.engine.state().keys()
     for k, v in tt.engine.state().items():
         assert torch.equal(v, to.engine.state()[k]), k
-    tt.collect(None)
-    to.collect(None)
-    for k in tt.buf:  # identical rollouts (same params and noise; graphs agree to float rounding)
-        np.testing.assert_allclose(tt.buf[k], to.buf[k], atol=1e-5, err_msg=k)
-    ft, fo = tt.flat_batch(), to.flat_batch()
-    np.testing.assert_allclose(ft["advantage"], fo["advantage"], atol=1e-4)
-    tt.learn()
-    to.learn()
-    st, so = tt.engine.state(), to.engine.state()
-    for k in st:
-        if k.startswith("param."):
-            np.testing.assert_allclose(st[k].numpy(), so[k].numpy(), atol=2e-4, err_msg=k)
+    assert_engines_agree(tt, to)
     tt.close()
     to.close()
     import shutil
