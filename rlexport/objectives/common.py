@@ -484,6 +484,8 @@ class LossModule(nn.Module):
                 f"{[m.name for m in ValueEstimators]}"
             ) from None
         choice(owner, "value_type", value_type.name, list(self.SUPPORTED_VALUE_ESTIMATORS))
+        if value_type.name == "VTrace" and getattr(self, "_composite", False):
+            raise NotImplementedError(f"{owner}.make_value_estimator: the V-trace estimator with a composite actor is not supported")
         hp = dict(default_value_kwargs(value_type))
         hp.update(hyperparams)
         cls = ESTIMATOR_CLASSES[value_type]

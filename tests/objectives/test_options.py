@@ -214,3 +214,12 @@ def test_one_selected_output_is_a_tensor_as_in_torchrl(loss_name, tmp_path):
 
     assert [o.name for o in onnx.load(str(path)).graph.output] == ["loss_objective"]
     assert validate(str(path)).passed
+
+
+def test_vtrace_with_a_composite_actor_is_refused_by_name():
+    from helpers import CompositeNets
+
+    nets = CompositeNets()
+    loss = ro.A2CLoss(nets.actor, nets.critic)
+    with pytest.raises(NotImplementedError, match="V-trace estimator with a composite actor"):
+        loss.make_value_estimator(rv.ValueEstimators.VTrace)
