@@ -207,7 +207,7 @@ def run_rlexport(env_id, engine, seed, steps, algo="ppo", export=False, out=None
 def env_only(vector_env: str, steps: int = 500_000, num_envs: int = 4, seed: int = 1) -> dict:
     """The ceiling: CartPole-v1 stepped with uniformly random actions and nothing else, through the
     vector env ``rlexport train`` uses (``sync``: ``SyncVectorEnv``; ``native``: the same-step
-    ``CartPoleVectorEnv``)."""
+    ``CartPoleVectorEnv``; ``fast``: rlexport's exact ``CartPoleVec``, the default)."""
     from rlexport.train.envs import make_vec_env
 
     vec = make_vec_env("CartPole-v1", num_envs, vector_env)
@@ -228,6 +228,7 @@ def table(steps: int, seed: int, results: str) -> list[dict]:
     runs = [
         ("env only, SyncVectorEnv (4)", lambda: env_only("sync", steps, seed=seed)),
         ("env only, native CartPole (4)", lambda: env_only("native", steps, seed=seed)),
+        ("env only, fast CartPole (4)", lambda: env_only("fast", steps, seed=seed)),
         ("CleanRL ppo.py (re-impl.)", lambda: cleanrl_ppo(total_timesteps=steps, seed=seed)),
     ]
     for engine in ("torch", "onnx"):

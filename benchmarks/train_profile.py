@@ -6,7 +6,7 @@ Runs the real ``rlexport.train.train`` loop (CartPole-v1 PPO, CleanRL's settings
 steps = 512 steps per update, 4 epochs x 4 minibatches = 16 train steps), with a timer around
 every phase, each patched in at class level so the loop itself is unchanged:
 
-* ``noise``      ``AgentSpec.draw_noise`` (numpy generator, once per env step)
+* ``noise``      ``AgentSpec.draw_noise`` (numpy generator, once per rollout)
 * ``act``        ``engine.act`` (ORT session / eager sampler, once per env step)
 * ``env``        the vector env's ``step`` (once per env step)
 * ``collect``    the rest of ``Trainer.collect`` (buffer writes, final observations, episode
@@ -149,8 +149,8 @@ def main(argv=None):
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--updates", type=int, default=40)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--vector-env", default=None, choices=["sync", "native"],
-                   help="force the vector env (default: the config's, native where Gymnasium has one)")
+    p.add_argument("--vector-env", default=None, choices=["sync", "native", "fast"],
+                   help="force the vector env (default: the config's auto)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     overrides = {} if a.vector_env is None else {"vector_env": a.vector_env}

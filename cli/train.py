@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
         total_steps: int = typer.Option(None, "--total-steps", help="The environment steps to train for: 500000 by default once any option is given (with no options at all, the 50000-step demo runs); with --resume, the new total."),
         seed: int = typer.Option(None, "--seed", help="The seed of the networks, the environments and the sampling (default 1)."),
         num_envs: int = typer.Option(None, "--num-envs", help="The number of parallel environments (PPO 4, A2C 8 by default)."),
-        vector_env: str = typer.Option(None, "--vector-env", help="How the environments are stepped: auto (the default: Gymnasium's native numpy vector env where rlexport supports one, i.e. CartPole, else SyncVectorEnv), sync or native."),
+        vector_env: str = typer.Option(None, "--vector-env", help="How the environments are stepped: auto (the default: for CartPole rlexport's exact fast CartPole below 64 envs and Gymnasium's numpy vector env from 64 on, else SyncVectorEnv), sync, native or fast."),
         num_steps: int = typer.Option(None, "--num-steps", help="The steps per environment in one rollout (PPO 128, A2C 5 by default)."),
         update_epochs: int = typer.Option(None, "--update-epochs", help="The PPO epochs over each rollout (default 4)."),
         num_minibatches: int = typer.Option(None, "--num-minibatches", help="The minibatches per epoch (default 4)."),

@@ -155,21 +155,54 @@ def adam_step(
     bias_correction2_sqrt = bias_correction2**0.5
     decay = 1 - lr * wd
     new_params, new_state = {}, {"step": step}
-    for name, param in params.items():
-        dtype = param.dtype
-        grad = grads[name]
+    # Every parameter of one dtype is updated as one flat vector: the same elementwise formulas,
+    # so the same numbers, in ~20 graph nodes instead of ~20 per parameter (an exported train
+    # step's cost is mostly per-node overhead on small networks).
+    for names in _dtype_groups(params):
+        dtype = params[names[0]].dtype
+        param = _flatten([params[n] for n in names])
+        grad = _flatten([grads[n] for n in names])
         if decoupled_weight_decay:
             param = param * decay.to(dtype)
         else:
             # grad.add(param, alpha=wd); wd == 0 adds exact zeros, as skipping would.
             grad = grad + wd.to(dtype) * param
-        exp_avg = _lerp(state[f"exp_avg.{name}"], grad, (1 - beta1).to(dtype))
-        exp_avg_sq = state[f"exp_avg_sq.{name}"] * beta2.to(dtype) + (1 - beta2).to(dtype) * grad * grad
+        exp_avg = _lerp(_flatten([state[f"exp_avg.{n}"] for n in names]), grad, (1 - beta1).to(dtype))
+        exp_avg_sq = _flatten([state[f"exp_avg_sq.{n}"] for n in names]) * beta2.to(dtype) + (1 - beta2).to(dtype) * grad * grad
         denom = exp_avg_sq.sqrt() / bias_correction2_sqrt.to(dtype) + eps.to(dtype)
-        new_params[name] = param + (-step_size).to(dtype) * exp_avg / denom
-        new_state[f"exp_avg.{name}"] = exp_avg
-        new_state[f"exp_avg_sq.{name}"] = exp_avg_sq
-    return new_params, new_state
+        like = [params[n] for n in names]
+        for n, new_p, m, v in zip(names, _unflatten(param + (-step_size).to(dtype) * exp_avg / denom, like),
+                                  _unflatten(exp_avg, like), _unflatten(exp_avg_sq, like)):
+            new_params[n] = new_p
+            new_state[f"exp_avg.{n}"] = m
+            new_state[f"exp_avg_sq.{n}"] = v
+    return {n: new_params[n] for n in params}, new_state
+
+
+def _dtype_groups(tensors: Mapping[str, Tensor]) -> list[list[str]]:
+    """The names of ``tensors`` grouped by dtype, in first-seen order."""
+    groups: dict[torch.dtype, list[str]] = {}
+    for name, t in tensors.items():
+        groups.setdefault(t.dtype, []).append(name)
+    return list(groups.values())
+
+
+def _as_vector(t: Tensor) -> Tensor:
+    return t if t.dim() == 1 else t.reshape(-1)  # no graph node for what is already 1-D (biases)
+
+
+def _flatten(tensors: Sequence[Tensor]) -> Tensor:
+    """One 1-D tensor of ``tensors`` (a single tensor is only reshaped)."""
+    if len(tensors) == 1:
+        return _as_vector(tensors[0])
+    return torch.cat([_as_vector(t) for t in tensors])
+
+
+def _unflatten(flat: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+    """``flat`` cut back into tensors shaped as ``like``."""
+    if len(like) == 1:
+        return [flat if like[0].dim() == 1 else flat.reshape(like[0].shape)]
+    return [c if t.dim() == 1 else c.reshape(t.shape) for c, t in zip(torch.split(flat, [t.numel() for t in like]), like)]
 
 
 def adamw_step(params, grads, state, hp):

@@ -255,3 +255,64 @@ class OnnxTrainer:
     def __repr__(self) -> str:
         return (f"OnnxTrainer({self.path!r}, optimizer={self.layout.optimizer}, params={len(self.layout.params)}, "
                 f"steps_taken={self.steps_taken})")
+
+
+class BoundTrainStep:
+    """``trainer.step`` for one fixed batch shape with every input and output bound once.
+
+    Two ORT I/O bindings alternate between two sets of state buffers: step ``k`` reads the
+    state from one set and writes the next state into the other, so a step copies only the batch
+    (and the hyper-parameters) into bound buffers, with no feed dict, no OrtValue and no output
+    allocation per call. ``trainer.state`` is kept pointing at the set that holds the current
+    state (its arrays are overwritten two steps later: copy what must outlive that), and a state
+    loaded into the trainer meanwhile (``load_state_dict``) is copied in before the next step.
+    ``step(batch)`` returns ``{loss out_key or grad_norm: array}`` (views of bound buffers,
+    valid until the next step). The same graph and numbers as ``trainer.step``."""
+
+    def __init__(self, trainer: OnnxTrainer, example_batch: Mapping[str, Any]):
+        if not trainer.state:
+            raise RuntimeError("BoundTrainStep: the trainer has no state loaded")
+        check_keywords("BoundTrainStep", example_batch, trainer._batch_names)
+        self.trainer = trainer
+        sess = trainer.session
+        first = trainer.session.run(trainer._output_names, {
+            **trainer.state, **{HP_PREFIX + k: v for k, v in trainer.hyperparams.items()},
+            **{k: np.asarray(_to_numpy(example_batch[k]), dtype=trainer._in_dtype.get(k)) for k in trainer._batch_names}})
+        shapes = dict(zip(trainer._output_names, (np.shape(v) for v in first)))
+        self._sets = [{k: np.array(v) for k, v in trainer.state.items()}, {k: np.empty_like(v) for k, v in trainer.state.items()}]
+        self._batch = {k: np.zeros(np.shape(example_batch[k]), trainer._in_dtype.get(k)) for k in trainer._batch_names}
+        self._hp = {k: np.array(v) for k, v in trainer.hyperparams.items()}
+        out_dtype = {o.name: NUMPY_DTYPE_OF_ORT_TYPE[o.type] for o in sess.get_outputs()}
+        self._report = {k: np.zeros(shapes[k], out_dtype[k]) for k in trainer._report_names}
+        self._bindings = []
+        for src, dst in ((0, 1), (1, 0)):
+            b = sess.io_binding()
+            for k, v in (*self._sets[src].items(), *((HP_PREFIX + k, v) for k, v in self._hp.items()), *self._batch.items()):
+                b.bind_cpu_input(k, v)
+            outputs = {out: self._sets[dst][inp] for inp, out in trainer._state_map.items()}
+            outputs.update(self._report)
+            for name in trainer._output_names:
+                buf = outputs[name]
+                b.bind_output(name, "cpu", element_type=buf.dtype, shape=buf.shape, buffer_ptr=buf.ctypes.data)
+            self._bindings.append(b)
+        self._current = 0
+        trainer.state = self._sets[0]
+
+    def step(self, batch: Mapping[str, Any], **hyperparams: Any) -> dict[str, np.ndarray]:
+        trainer = self.trainer
+        if hyperparams:
+            trainer.set_hyperparams(**hyperparams)
+        cur = self._sets[self._current]
+        if trainer.state is not cur:  # loaded from outside since the last step
+            for k, v in trainer.state.items():
+                np.copyto(cur[k], v)
+            trainer.state = cur
+        for k, v in trainer.hyperparams.items():
+            np.copyto(self._hp[k], v)
+        for k, buf in self._batch.items():
+            np.copyto(buf, batch[k])
+        trainer.session.run_with_iobinding(self._bindings[self._current])
+        self._current ^= 1
+        trainer.state = self._sets[self._current]
+        trainer.steps_taken += 1
+        return self._report

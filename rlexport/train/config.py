@@ -23,7 +23,7 @@ from typing import Any
 ALGOS = ("ppo", "a2c")
 ENGINES = ("torch", "onnx")
 BOX_DISTRIBUTIONS = ("tanh_normal", "normal")
-VECTOR_ENVS = ("auto", "sync", "native")  # see rlexport.train.envs.make_vec_env
+VECTOR_ENVS = ("auto", "sync", "native", "fast")  # see rlexport.train.envs.make_vec_env
 
 
 @dataclass
@@ -52,7 +52,7 @@ class TrainConfig:
     normalize_reward: bool = False
     box_distribution: str = "normal"
     hidden: tuple[int, ...] = (64, 64)
-    vector_env: str = "auto"  # native numpy vector env where supported and faster (envs.resolve_vector_env)
+    vector_env: str = "auto"  # the fastest exact vector env where one exists (envs.resolve_vector_env)
     checkpoint_every: int = 0  # updates between checkpoints; 0 = auto (>= 512 env steps apart)
     threads: int = 1
     export_artifacts: bool = True

@@ -28,8 +28,8 @@ from rlexport.artifact.cache import GraphCache
 from rlexport.export import export_onnx
 from rlexport.export.plan import as_tuple
 from rlexport.export.train_step import export_train_step
-from rlexport.runtime.onnx import make_session
-from rlexport.runtime.trainer import OnnxTrainer
+from rlexport.runtime.onnx import NUMPY_DTYPE_OF_ORT_TYPE, make_session
+from rlexport.runtime.trainer import BoundTrainStep, OnnxTrainer
 from rlexport.value import GAE
 
 from .agent import AgentSpec, Sampler
@@ -250,23 +250,35 @@ class WithParams(nn.Module):
 
 
 class _OrtGraph:
-    """An ORT session (``rlexport.runtime.onnx.make_session``, one thread) whose parameter inputs
-    are read from the trainer's state: ``state_names`` maps graph input -> state name.
+    """An ORT session (``rlexport.runtime.onnx.make_session``, one thread) of a static-shape graph
+    whose parameter inputs are read from the trainer's state: ``state_names`` maps graph input ->
+    state name.
 
-    The parameters are bound once per state (``bind_state``, after every train step the engine
-    runs) through an ORT I/O binding; a call binds only its own inputs and runs. Plain
-    ``sess.run``, not ``run_session``: act runs every env step and the feed's names and dtypes are
-    fixed by construction (checked once, at export)."""
+    Everything is bound once through an ORT I/O binding: the parameters per state
+    (``bind_state``, after every update the engine runs), the other inputs and every output to
+    buffers this object owns. A call copies its inputs into their buffers, runs and returns copies
+    of the outputs: no OrtValue, feed dict or output allocation per call (act runs every env
+    step). Plain ``run_with_iobinding``, not ``run_session``: the feed's names, shapes and dtypes
+    are fixed by construction (checked once, at export; a wrong shape fails in ``np.copyto``)."""
 
     def __init__(self, path: Path, state_names: Mapping[str, str]):
 
         self.sess = make_session(path, "cpu", threads=1)
-        self.input_names = [i.name for i in self.sess.get_inputs()]
-        self.output_names = [o.name for o in self.sess.get_outputs()]
+        inputs, outputs = self.sess.get_inputs(), self.sess.get_outputs()
+        self.input_names = [i.name for i in inputs]
+        self.output_names = [o.name for o in outputs]
         self.state_names = {g: s for g, s in state_names.items() if g in self.input_names}
+        dynamic = [v.name for v in (*inputs, *outputs) if not all(isinstance(d, int) for d in v.shape)]
+        if dynamic:
+            raise RuntimeError(f"_OrtGraph: {path} has dynamic shapes ({dynamic}); export it with static shapes")
         self._binding = self.sess.io_binding()
-        for name in self.output_names:
-            self._binding.bind_output(name, "cpu")
+        self._inputs = {i.name: np.zeros(i.shape, NUMPY_DTYPE_OF_ORT_TYPE[i.type]) for i in inputs
+                        if i.name not in self.state_names}
+        for name, buf in self._inputs.items():
+            self._binding.bind_cpu_input(name, buf)
+        self._outputs = [np.zeros(o.shape, NUMPY_DTYPE_OF_ORT_TYPE[o.type]) for o in outputs]
+        for name, buf in zip(self.output_names, self._outputs):
+            self._binding.bind_output(name, "cpu", element_type=buf.dtype, shape=buf.shape, buffer_ptr=buf.ctypes.data)
         self._bound: dict[str, np.ndarray] = {}  # keeps the bound parameter arrays alive
 
     def bind_state(self, state: Mapping[str, np.ndarray]) -> None:
@@ -275,11 +287,11 @@ class _OrtGraph:
             self._binding.bind_cpu_input(g, arr)
 
     def __call__(self, **inputs: np.ndarray) -> list[np.ndarray]:
-        binding = self._binding
-        for name, value in inputs.items():  # ORT reads C order (a transposed env state is not)
-            binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        self.sess.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()
+        buffers = self._inputs
+        for name, value in inputs.items():
+            np.copyto(buffers[name], value)
+        self.sess.run_with_iobinding(self._binding)
+        return [out.copy() for out in self._outputs]
 
 
 def export_param_graph(module: nn.Module, example: Mapping[str, np.ndarray], path: Path,
@@ -327,6 +339,7 @@ class OnnxEngine:
             self.loss, {k: example_minibatch[k] for k in self.input_names}, graph_dir / "train_step.onnx", cfg, cache)
         self.trainer = OnnxTrainer(self.train_step_path, threads=1)
         self.trainer.load_module(self.loss)
+        self._train_step = BoundTrainStep(self.trainer, {k: example_minibatch[k] for k in self.input_names})
 
         # acting graph: the sampler with the actor's parameters as inputs
         sampler = Sampler(self.actor, spec.kind)
@@ -364,7 +377,7 @@ class OnnxEngine:
 
     def update(self, mb: Mapping[str, np.ndarray], lr: float) -> dict[str, float]:
         self._stale = True
-        outs = self.trainer.step({k: mb[k] for k in self.input_names}, lr=lr)
+        outs = self._train_step.step(mb, lr=lr)
         res = {k: float(np.mean(outs[k])) for k in self.out_keys if k in outs}
         res["loss"] = float(sum(v for k, v in res.items() if k.startswith("loss_")))
         return res

@@ -40,7 +40,7 @@ from rlexport.artifact.cache import GraphCache
 from .agent import AgentSpec, build_agent
 from .checkpoint import remove_stale_temp_files, save_checkpoint
 from .artifacts import export_run_artifacts
-from .config import TrainConfig
+from .config import VECTOR_ENVS, TrainConfig
 from .engines import OnnxEngine, TorchEngine
 from .envs import (EnvError, ObsNormalizer, RewardScaler, describe_spaces, make_vec_env, resolve_vector_env, restore_vec,
                    snapshot_vec)
@@ -379,6 +379,9 @@ def _read_resume(run: Path) -> tuple[TrainConfig, dict, dict]:
     cfg, tensors, meta = folder.config, folder.tensors, folder.meta
     if meta.get("env_id") != cfg.env_id or meta.get("algo") != cfg.algo or meta.get("engine") != cfg.engine:
         raise TrainError(f"--resume: checkpoint in {run} does not belong to its config.json (env/algo/engine differ)")
+    recorded = meta.get("vector_env", "sync")
+    if cfg.vector_env == "auto" and recorded in VECTOR_ENVS and recorded != "auto":
+        cfg.vector_env = recorded  # a run keeps the vector env it started with, whatever auto picks today
     _check_resume_fits(cfg, tensors, meta, run)
     return cfg, tensors, meta
 
@@ -408,7 +411,7 @@ def _check_resume_fits(cfg: TrainConfig, tensors: dict[str, torch.Tensor], meta:
 
 
 def make_vec_env_kind(cfg: TrainConfig) -> str:
-    """``"sync"`` or ``"native"``: the vector env ``cfg`` trains with."""
+    """``"sync"``, ``"native"`` or ``"fast"``: the vector env ``cfg`` trains with."""
     return resolve_vector_env(cfg.env_id, cfg.vector_env, cfg.num_envs)
 
 

@@ -115,3 +115,26 @@ def test_metadata_is_strict_json():
     text = json.dumps(meta, allow_nan=False)
     assert json.loads(text) == {"hp.max_grad_norm": "Infinity", "x": ["-Infinity", 1.0], "y": {"z": "NaN"}}
     assert float(meta["hp.max_grad_norm"]) == math.inf
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adam_groups_mixed_dtypes_and_shapes_like_torch_optim(optimizer):
+    """Adam updates each dtype's parameters as one flat vector; every shape (0-d, 1-d, n-d) and
+    dtype comes back as torch.optim leaves it, in the caller's order."""
+    g = torch.Generator().manual_seed(3)
+    params = {"w": torch.randn(3, 2, generator=g), "s": torch.randn((), generator=g, dtype=torch.float64),
+              "b": torch.randn(3, generator=g), "v": torch.randn(4, generator=g, dtype=torch.float64)}
+    hp = {"lr": 1e-2, "weight_decay": 0.1}
+    torch_params = {n: p.clone().requires_grad_(True) for n, p in params.items()}
+    opt = fopt.make_torch_optimizer(optimizer, list(torch_params.values()), hp)
+    state, hpt = fopt.init_state(optimizer, params), fopt.default_hyperparams(optimizer, **hp)
+    for s in range(5):
+        grads = {n: torch.randn(p.shape, generator=g, dtype=p.dtype) for n, p in params.items()}
+        for n, p in torch_params.items():
+            p.grad = grads[n].clone()
+        params, state = fopt.STEP_FUNCTIONS[optimizer](params, grads, state, hpt)
+        opt.step()
+    assert list(params) == ["w", "s", "b", "v"]
+    for n, p in torch_params.items():
+        assert params[n].shape == p.shape and params[n].dtype == p.dtype, n
+        torch.testing.assert_close(params[n], p.detach(), rtol=0, atol=1e-6 if p.dtype == torch.float32 else 1e-14)

@@ -109,3 +109,15 @@ def test_pendulum_box_actions_run(tmp_path):
                           export_artifacts=False))
         t, _ = load_checkpoint(out / CKPT)
         assert "obs_rms.mean" in t and t["obs_rms.count"].item() > 2048  # --normalize-obs is on for Pendulum
+
+
+def test_onnx_engine_resume_after_interruption_is_exact(tmp_path, short_kwargs):
+    """The ONNX engine's bound train steps and act buffers pick up a resumed state exactly."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(make_config("ppo", "CartPole-v1", engine="onnx", out=str(a), **short_kwargs))
+    with pytest.raises(TrainInterrupted, match="--resume"):
+        train(make_config("ppo", "CartPole-v1", engine="onnx", out=str(b), **short_kwargs), stop_after_updates=1)
+    train(resume=b)
+    assert_same_checkpoints(a, b)
+    assert (a / "episodes.csv").read_text() == (b / "episodes.csv").read_text()
+    assert [r["loss"] for r in _rows(a / "metrics.csv")] == [r["loss"] for r in _rows(b / "metrics.csv")]
