@@ -88,6 +88,7 @@ def main() -> None:
             def eager():
                 opt.zero_grad(set_to_none=True)
                 outs = loss(**batch)
+                outs = (outs,) if isinstance(outs, torch.Tensor) else outs  # one output: a bare tensor
                 total = sum(o for k, o in zip(loss.out_keys, outs) if k.startswith("loss_"))
                 total.backward()
                 torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])

@@ -115,6 +115,16 @@ def normalize_dim(owner: str, name: str, dim: int, ndim: int) -> int:
 LOG_PROB_KEYS = ("sample_log_prob", "action_log_prob")
 
 
+def positional_tensordict(owner: str, args: tuple, kwargs: Mapping[str, Any], expected: Sequence[str]) -> Any:
+    """The TensorDict of a ``module(td)`` call (TorchRL's convention), ``None`` for a keyword
+    call; any other positional argument is a ``TypeError`` naming the expected keywords."""
+    if not args:
+        return None
+    if len(args) == 1 and not kwargs and hasattr(args[0], "batch_size"):
+        return args[0]
+    raise TypeError(f"{owner}.forward takes keyword tensors only (or one TensorDict); expected keywords: {list(expected)}")
+
+
 def resolve_alias(owner: str, kwargs: dict[str, Any], name: str, alias: str) -> dict[str, Any]:
     """``kwargs`` with ``alias`` renamed to ``name`` (a copy; ``kwargs`` itself when ``alias`` is
     not given). Giving both is an :class:`InputError` naming them."""

@@ -11,6 +11,10 @@ other entries too). The result is a ``TensorDict`` with batch size ``[]`` holdin
 TorchRL 0.14.1 writes for the same configuration, in its order (e.g. ``kl_approx`` and
 ``explained_variance`` for the PPO losses); with ``select_out_keys`` only the selected ones.
 As in TorchRL, calling a ``KLPENPPOLoss`` this way updates its ``beta`` buffer.
+
+Value estimators too: ``est(td)`` (or :func:`call_estimator`) writes ``advantage`` and
+``value_target`` into ``td`` (and ``state_value``/``("next", "state_value")`` when its value
+network computed them) and returns ``td``, as TorchRL's estimators do.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from tensordict import TensorDict, TensorDictBase
 
 from rlexport.inputs import flatten_key
 
-__all__ = ["call_loss", "to_kwargs", "outputs_to_tensordict"]
+__all__ = ["call_loss", "call_estimator", "to_kwargs", "outputs_to_tensordict"]
 
 # Outputs of rlexport losses that TorchRL's TensorDicts do not have.
 _RLEXPORT_ONLY = frozenset({"beta_next"})
@@ -60,9 +64,31 @@ def call_loss(loss, td: TensorDictBase | Mapping) -> TensorDict:
         try:
             loss._selected_out_keys = names
             values = loss.forward_and_update(**kwargs)
+            if isinstance(values, torch.Tensor):  # one output: returned bare
+                values = (values,)
         finally:
             loss._selected_out_keys = previous
         outputs = dict(zip(names, values))
     else:
         outputs = loss.compute_all(**kwargs)
     return TensorDict({k: outputs[k] for k in wanted if k in outputs}, batch_size=[])
+
+
+def call_estimator(estimator, td: TensorDictBase) -> TensorDictBase:
+    """Run a value estimator on the entries of ``td`` (batch ``[*batch, T]``, entries
+    ``[*batch, T, 1]``) and write its outputs into ``td`` under the estimator's keys; ``td``."""
+    accepted = list(estimator.accepted_keys)
+    if estimator.tensor_keys.sample_log_prob == "sample_log_prob" and "sample_log_prob" in accepted:
+        accepted.append("action_log_prob")  # TorchRL 0.14.1's name of it (resolved by the estimator)
+    kwargs = to_kwargs(td, accepted)
+    outputs = estimator.estimate_all(**kwargs)
+    keys = estimator.tensor_keys
+    value_key = estimator.nested_key("value")
+    if estimator.value_network is not None:
+        td.set(value_key, outputs[keys.value])
+        td.set(("next", *((value_key,) if isinstance(value_key, str) else value_key)), outputs["next_" + keys.value])
+    if "shifted_valid" in outputs:  # shifted=True: which steps kept their place (TorchRL)
+        td.set("shifted_valid", outputs["shifted_valid"])
+    td.set(estimator.nested_key("advantage"), outputs[keys.advantage])
+    td.set(estimator.nested_key("value_target"), outputs[keys.value_target])
+    return td

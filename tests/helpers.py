@@ -192,6 +192,20 @@ class Nets:
         return actor, critic
 
 
+class StandInValue(nn.Module):
+    """The rlexport.modules.ValueOperator interface: in_keys, called with keywords → [*batch, 1]."""
+
+    in_keys = ["observation"]
+    out_keys = ["state_value"]
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.module = net
+
+    def forward(self, observation):
+        return self.module(observation)
+
+
 def make_data(nets: Nets, batch_shape=(6,), seed: int = 1, with_targets: bool = True) -> dict[str, torch.Tensor]:
     """Keyword tensors for every loss: observations, behaviour actions and log-probs near the
     current policy (so some ratios clip), stored distribution parameters, rollout signals."""
@@ -261,7 +275,7 @@ def exact_torchrl_buffers(tl_loss, **values) -> None:
         if value is None or not isinstance(getattr(tl_loss, name, None), torch.Tensor):
             continue
         buf = getattr(tl_loss, name)
-        buf.data = torch.tensor(value, dtype=torch.float64)
+        buf.data = torch.as_tensor(value, dtype=torch.float64).clone()
 
 
 def grads(outputs: dict[str, torch.Tensor], params: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:

@@ -1,6 +1,7 @@
 """Tensor-only, TorchRL-compatible, exportable RL losses.
 
-``loss(**keyword_tensors) -> tuple`` in ``loss.out_keys`` order; keyword names are TorchRL's keys
+``loss(**keyword_tensors) -> tuple`` in ``loss.out_keys`` order (one selected output: the tensor,
+as TorchRL); keyword names are TorchRL's keys
 flattened with ``_`` (``next_reward``). See :class:`~rlexport.objectives.common.LossModule`.
 """
 

@@ -6,8 +6,9 @@ modules, and whose ``forward(**tensors)`` is a pure function of its keyword tens
     keyword tensors -> checks (names, shapes, dtypes) -> advantage (given, or the value
     estimator in-graph) -> distribution -> log-prob -> objective -> reduction -> tuple
 
-The tuple follows ``loss.out_keys``. Keyword names are TorchRL's keys flattened with ``_``
-(``("next", "reward")`` -> ``next_reward``); ``set_keys`` renames them as TorchRL's does.
+The tuple follows ``loss.out_keys`` (one selected output: the tensor itself, as TorchRL).
+Keyword names are TorchRL's keys flattened with ``_`` (``("next", "reward")`` -> ``next_reward``);
+``set_keys`` renames them as TorchRL's does (and the value estimator's keys with them).
 
 Hyper-parameters (``entropy_coeff``, ``critic_coeff``, ``clip_value``, ``clip_epsilon``, KLPEN's
 ``beta``) are Python floats on the module, written into the graph as constants of the input
@@ -17,6 +18,7 @@ an input of an exported graph.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -42,11 +44,12 @@ from rlexport.inputs import (
     next_key,
     next_or_current,
     parameter_dtype,
+    positional_tensordict,
     resolve_alias,
 )
 
 from rlexport.modules import CompositeDistribution, entropy_or_estimate
-from rlexport.value import ESTIMATOR_CLASSES, ValueEstimators, default_value_kwargs
+from rlexport.value import ESTIMATOR_CLASSES, ValueEstimators, as_value_type, default_value_kwargs
 
 from .utils import (
     GAMMA_LMBDA_DEPREC_ERROR,
@@ -58,7 +61,7 @@ from .utils import (
     reduce_loss,
 )
 
-__all__ = ["LossModule", "ValueEstimators", "default_value_kwargs"]
+__all__ = ["LossModule", "ValueEstimators", "default_value_kwargs", "pack_outputs"]
 
 
 class _CallPlan(NamedTuple):
@@ -94,7 +97,7 @@ class LossModule(nn.Module):
 
     default_keys = _AcceptedKeys
     default_value_estimator_name = "GAE"
-    SUPPORTED_VALUE_ESTIMATORS = ("TD0", "TD1", "TDLambda", "GAE", "VTrace")
+    SUPPORTED_VALUE_ESTIMATORS = ("TD0", "TD1", "TDLambda", "GAE", "MAGAE", "VTrace")
 
     def __init__(self) -> None:
         super().__init__()
@@ -169,6 +172,21 @@ class LossModule(nn.Module):
                 value = getattr(self.default_keys(), key)
             flatten_key(value)  # validates the type
             setattr(self._tensor_keys, key, value)
+        self._forward_value_estimator_keys()
+
+    # The loss keys its value estimator shares (TorchRL's ``_forward_value_estimator_keys``).
+    ESTIMATOR_KEYS = ("advantage", "value_target", "value", "reward", "done", "terminated", "sample_log_prob")
+
+    def _forward_value_estimator_keys(self) -> None:
+        """Give the value estimator (if built and keyed) the loss's keys, as TorchRL's ``set_keys``
+        and ``make_value_estimator`` do."""
+        estimator = getattr(self, "_value_estimator", None)
+        keys = getattr(estimator, "tensor_keys", None)
+        if keys is None or not callable(getattr(estimator, "set_keys", None)):
+            return
+        estimator.set_keys(**{
+            name: getattr(self._tensor_keys, name) for name in self.ESTIMATOR_KEYS if hasattr(keys, name)
+        })
 
     @property
     def input_aliases(self) -> dict[str, str]:
@@ -198,9 +216,19 @@ class LossModule(nn.Module):
         done and terminated flags, the critic's inputs (the current ones too if asked) and their
         ``next_`` twins."""
         keys = [self._nk("reward"), self._nk("done"), self._nk("terminated")]
+        if self._uses_vtrace:  # V-trace reweights by the behaviour policy's log-prob (TorchRL)
+            keys.append(self._k("sample_log_prob"))
         if current_critic_inputs:
             keys += self._critic_in_keys
         return keys + ["next_" + k for k in self._critic_in_keys]
+
+    @property
+    def _uses_vtrace(self) -> bool:
+        """Whether the in-graph estimator is V-trace (it reads the log-prob and the actor's inputs)."""
+        value_type = self.__dict__.get("value_type")
+        if isinstance(value_type, type):  # an estimator class (TorchRL keeps the class of an instance)
+            return issubclass(value_type, ESTIMATOR_CLASSES[ValueEstimators.VTrace])
+        return getattr(value_type, "name", None) == "VTrace"
 
     # ---------------------------------------------------------------- inputs and outputs
     def _required_inputs(self, given: Mapping[str, Any]) -> list[str]:
@@ -315,7 +343,7 @@ class LossModule(nn.Module):
         options = self.__dict__
         return (
             options.get("clip_value"), options.get("critic_coeff"), options.get("entropy_bonus"),
-            self._modules.get("critic_network") is None,
+            self._modules.get("critic_network") is None, options.get("value_type"),
         )
 
     def _check_inputs(self, kwargs: dict[str, Any], plan: "_CallPlan | None" = None) -> dict[str, torch.Tensor]:
@@ -368,26 +396,22 @@ class LossModule(nn.Module):
         return (tuple(vars(self._tensor_keys).values()), self._config_token(), getattr(self, "value_type", None))
 
     def _keyword_call(self, *args: Any, **kwargs: torch.Tensor):
-        """``loss(**tensors) -> tuple`` in ``out_keys`` order.
+        """``loss(**tensors) -> tuple`` in ``out_keys`` order; with one output, that tensor (TorchRL).
 
         A TensorDict given positionally is handled by :mod:`rlexport.tensordict` and gives a
         TensorDict back, as TorchRL's losses do.
         """
-        if args:
-            if len(args) == 1 and not kwargs and hasattr(args[0], "batch_size"):
-                from rlexport.tensordict import call_loss  # lazy: only TensorDict callers import tensordict
+        td = positional_tensordict(type(self).__name__, args, kwargs, self.accepted_keys)
+        if td is not None:
+            from rlexport.tensordict import call_loss  # lazy: only TensorDict callers import tensordict
 
-                return call_loss(self, args[0])
-            raise TypeError(
-                f"{type(self).__name__}.forward takes keyword tensors only (or one TensorDict); "
-                f"expected keywords: {self.accepted_keys}"
-            )
+            return call_loss(self, td)
         kwargs = self._resolve_aliases(kwargs)
         plan = self._call_plan(kwargs)
         inputs = self._check_inputs(kwargs, plan)
         self._check_layout(inputs)
         outputs = self._compute(inputs, plan.wanted)
-        return tuple([outputs[k] for k in plan.out_keys])
+        return pack_outputs(outputs, plan.out_keys)
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -401,6 +425,21 @@ class LossModule(nn.Module):
         self._check_layout(inputs)
         outputs = self._compute(inputs, frozenset(self._all_out_keys()))
         return {k: outputs[k] for k in self._all_out_keys() if k in outputs}
+
+    # ---------------------------------------------------------------- state
+    def reset(self) -> None:
+        """TorchRL's ``LossModule.reset``: restore the loss's own state (KLPEN's ``beta``); the
+        other losses hold none."""
+
+    def reset_parameters_recursive(self) -> None:
+        """Re-initialise the networks: ``reset_parameters()`` of every submodule that has one,
+        children first (tensordict's ``reset_parameters_recursive`` order), actor, then critic,
+        then the target critic (TorchRL's order of its networks)."""
+        seen: set[int] = set()
+        for name in ("actor_network", "critic_network", "target_critic_network"):
+            network = self._modules.get(name)
+            if network is not None:
+                _reset_parameters(network, seen)
 
     # ---------------------------------------------------------------- value estimator
     @property
@@ -431,19 +470,22 @@ class LossModule(nn.Module):
             if hyperparams:
                 raise TypeError(f"{owner}.make_value_estimator: hyper-parameters cannot be given with an estimator instance")
             self._value_estimator = value_type
+            self.value_type = type(value_type)
             return self
         if isinstance(value_type, type):
             self._value_estimator = value_type(**hyperparams)
+            self.value_type = value_type
             return self
-        if isinstance(value_type, str):
-            names = {m.name.lower(): m for m in ValueEstimators}
-            value_type = names.get(value_type.lower(), value_type)
-        if not isinstance(value_type, ValueEstimators):
+        try:  # ours, its name, or TorchRL's own enum member (matched by name)
+            value_type = as_value_type(value_type)
+        except (TypeError, ValueError):
             raise ValueError(
                 f"{owner}.make_value_estimator: value_type={value_type!r} is not supported; choose one of "
                 f"{[m.name for m in ValueEstimators]}"
-            )
+            ) from None
         choice(owner, "value_type", value_type.name, list(self.SUPPORTED_VALUE_ESTIMATORS))
+        if value_type.name == "VTrace" and getattr(self, "_composite", False):
+            raise NotImplementedError(f"{owner}.make_value_estimator: the V-trace estimator with a composite actor is not supported")
         hp = dict(default_value_kwargs(value_type))
         hp.update(hyperparams)
         cls = ESTIMATOR_CLASSES[value_type]
@@ -452,6 +494,7 @@ class LossModule(nn.Module):
             hp.setdefault("actor_network", getattr(self, "actor_network", None))
         self._value_estimator = cls(**hp)
         self.value_type = value_type
+        self._forward_value_estimator_keys()
         return self
 
     def _estimate(
@@ -476,20 +519,39 @@ class LossModule(nn.Module):
                 self._k("value") + " (critic output)": state_value,
             },
         )
-        extra = {}
-        if getattr(self.value_type, "name", None) == "VTrace":
-            extra["sample_log_prob"] = inputs[self._k("sample_log_prob")]
-            extra["action"] = inputs[self._k("action")]
+        estimator = self.value_estimator
+        keys = getattr(estimator, "tensor_keys", None) or self.default_keys()  # the names it is called with
+        call = {
+            next_key(keys.reward): reward,
+            next_key(keys.done): done,
+            next_key(keys.terminated): terminated,
+            flatten_key(keys.value): state_value,
+            next_key(keys.value): next_state_value,
+        }
+        if self._uses_vtrace:
+            call[flatten_key(keys.sample_log_prob)] = inputs[self._k("sample_log_prob")]
+            call[flatten_key(keys.action)] = inputs[self._k("action")]
             for key in self.actor_network.in_keys:
-                extra[key] = inputs[key]
-        return self.value_estimator(
-            next_reward=reward,
-            next_done=done,
-            next_terminated=terminated,
-            state_value=state_value,
-            next_state_value=next_state_value,
-            **extra,
-        )
+                call[key] = inputs[key]
+        return estimator(**call)
+
+
+def pack_outputs(outputs: Mapping[str, torch.Tensor], out_keys: tuple[str, ...] | list[str]):
+    """The keyword call's result: the outputs named by ``out_keys`` as a tuple in that order, or
+    the tensor itself when one output is selected (TorchRL's keyword call returns it bare)."""
+    if len(out_keys) == 1:
+        return outputs[out_keys[0]]
+    return tuple([outputs[k] for k in out_keys])
+
+
+def _reset_parameters(module: nn.Module, seen: set[int]) -> None:
+    """``reset_parameters()`` of each child of ``module`` after its own children, each module
+    once (a trunk shared by the actor and the critic is re-initialised once)."""
+    for child in module.children():
+        _reset_parameters(child, seen)
+        if hasattr(child, "reset_parameters") and id(child) not in seen:
+            seen.add(id(child))
+            child.reset_parameters()
 
 
 def const(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -523,6 +585,28 @@ class ActorCriticLoss(LossModule):
         if separate_losses and critic_network is not None:
             shared = self._shared_parameter_names(actor_network, critic_network)
         self._critic_shared_params = shared
+
+    def _make_target_critic(self) -> None:
+        """``target_critic_network``: a copy of the critic whose parameters are buffers (TorchRL's
+        ``create_target_params``: a detached copy that receives no gradient)."""
+        target = copy.deepcopy(self.critic_network)
+        for module in target.modules():
+            for name, param in list(module._parameters.items()):
+                del module._parameters[name]
+                module.register_buffer(name, None if param is None else param.detach().clone())
+        self.target_critic_network = target
+
+    @torch.no_grad()
+    def update_target_params(self, tau: float = 1.0) -> None:
+        """``target <- (1 - tau) target + tau critic`` for every critic parameter (``tau=1``:
+        TorchRL's ``HardUpdate``; ``0 < tau < 1``: ``SoftUpdate`` with ``eps = 1 - tau``). Eager."""
+        target = self._modules.get("target_critic_network")
+        if target is None:
+            raise RuntimeError(f"{type(self).__name__}: no target network; build the loss with delay_value=True")
+        tau = check_option(type(self).__name__, "tau", float(tau), low=0.0, high=1.0, low_open=True)
+        buffers = dict(target.named_buffers())
+        for name, param in self.critic_network.named_parameters():
+            buffers[name].lerp_(param.detach(), tau)
 
     # ---------------------------------------------------------------- composite actions
     @property
@@ -672,8 +756,10 @@ class ActorCriticLoss(LossModule):
             return actor.get_dist_from(inputs)
         return actor.get_dist(**{k: inputs[k] for k in _module_in_keys(actor)})
 
-    def _call_critic(self, inputs: Mapping[str, torch.Tensor], prefix: str = "", detach_shared: bool = False) -> torch.Tensor:
-        critic = self.critic_network
+    def _call_critic(
+        self, inputs: Mapping[str, torch.Tensor], prefix: str = "", detach_shared: bool = False, critic: nn.Module | None = None,
+    ) -> torch.Tensor:
+        critic = self.critic_network if critic is None else critic
         tensors = {k: inputs[prefix + k] for k in _module_in_keys(critic)}
         if prefix:  # NaN next observations (after a terminal step) -> the current ones, as TorchRL
             tensors = {k: next_or_current(v, inputs.get(k)) for k, v in tensors.items()}
@@ -711,7 +797,8 @@ class ActorCriticLoss(LossModule):
                 False,
             )
         value_now = state_value.detach()
-        next_value = self._call_critic(inputs, prefix="next_").detach()
+        # delay_value: the next value from the target copy of the critic (TorchRL's target_params)
+        next_value = self._call_critic(inputs, prefix="next_", critic=self._modules.get("target_critic_network")).detach()
         advantage, value_target = self._estimate(inputs, value_now, next_value)
         return advantage.detach(), value_target.detach(), state_value, value_now, True
 

@@ -15,7 +15,7 @@ import torch
 
 from rlexport.inputs import InputError, check_tensor
 
-from .common import ActorCriticLoss, const
+from .common import ActorCriticLoss, const, pack_outputs
 from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, sample_and_log_prob
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
@@ -274,8 +274,11 @@ class PPOLoss(ActorCriticLoss):
 class ClipPPOLoss(PPOLoss):
     """Clipped PPO: ``loss_objective = -min(r * A, clip(r, 1 - eps_low, 1 + eps_high) * A)``.
 
-    ``clip_epsilon``: a float (symmetric) or a ``(eps_low, eps_high)`` pair; ``clip_value=True``
-    clips the value loss with ``clip_epsilon``. Keyword inputs as :class:`PPOLoss`, plus an
+    ``clip_epsilon``: a float (symmetric) or a ``(eps_low, eps_high)`` pair (the log-ratio is
+    clamped to ``[log(1 - eps_low), log(1 + eps_high)]``, as TorchRL); held as registered 0-d
+    buffers (``clip_epsilon``, or ``clip_epsilon_low``/``clip_epsilon_high``: schedule them in
+    place, e.g. ``loss.clip_epsilon.fill_(0.1)``); ``clip_value=True`` clips the value loss with
+    the symmetric ``clip_epsilon``. Keyword inputs as :class:`PPOLoss`, plus an
     optional ``clip_epsilon`` 0-d tensor (symmetric clipping).
 
     Outputs (``out_keys``, TorchRL's order): ``loss_objective``, ``clip_fraction``,
@@ -296,24 +299,41 @@ class ClipPPOLoss(PPOLoss):
                 )
             clip_value = clip_epsilon if clip_value else None
         super().__init__(actor_network, critic_network, clip_value=clip_value, **kwargs)
+        # TorchRL: registered (schedulable) buffers, ``clip_epsilon`` or ``clip_epsilon_low`` /
+        # ``clip_epsilon_high``; float64 here so that a float64 graph clips at the exact value
+        self._asymmetric_clip = asymmetric
         if asymmetric:
             if len(clip_epsilon) != 2:
                 raise ValueError(f"{owner}: clip_epsilon tuple must have length 2, got {tuple(clip_epsilon)}")
             low, high = (self._check_float(owner, "clip_epsilon", e) for e in clip_epsilon)
             if not (0 <= low < 1 and high >= 0):
                 raise ValueError(f"{owner}: clip_epsilon=({low}, {high}) must satisfy 0 <= eps_low < 1 and eps_high >= 0")
-            self.clip_epsilon = None
-            self.clip_epsilon_low, self.clip_epsilon_high = low, high
+            self.register_buffer("clip_epsilon_low", torch.tensor(low, dtype=torch.float64))
+            self.register_buffer("clip_epsilon_high", torch.tensor(high, dtype=torch.float64))
         else:
-            self.clip_epsilon = self._check_float(owner, "clip_epsilon", clip_epsilon, low=0.0, high=1.0, high_open=True)
-            self.clip_epsilon_low = self.clip_epsilon_high = None
+            eps = self._check_float(owner, "clip_epsilon", clip_epsilon, low=0.0, high=1.0, high_open=True)
+            self.register_buffer("clip_epsilon", torch.tensor(eps, dtype=torch.float64))
+
+    _CLIP_BUFFERS = ("clip_epsilon", "clip_epsilon_low", "clip_epsilon_high")
+
+    def __setattr__(self, name: str, value) -> None:
+        # TorchRL's guard: scheduling the other flavour of threshold would create an attribute
+        # the clipping never reads
+        buffers = self.__dict__.get("_buffers")
+        if name in self._CLIP_BUFFERS and buffers is not None and name not in buffers and any(
+            n in buffers for n in self._CLIP_BUFFERS
+        ):
+            other = "'clip_epsilon_low' / 'clip_epsilon_high'" if self._asymmetric_clip else "'clip_epsilon'"
+            kind = "an asymmetric clip_epsilon tuple" if self._asymmetric_clip else "a symmetric float clip_epsilon"
+            raise AttributeError(f"Cannot schedule {name!r}: this {type(self).__name__} was built with {kind}; schedule {other} instead.")
+        super().__setattr__(name, value)
 
     @classmethod
     def _options(cls) -> list[str]:
         return [*_PPO_OPTIONS, "clip_epsilon"]
 
     def _extra_optional_inputs(self) -> list[str]:
-        return ["clip_epsilon"] if self.clip_epsilon is not None else []
+        return [] if self._asymmetric_clip else ["clip_epsilon"]
 
     def _default_out_keys(self) -> list[str]:
         return [
@@ -329,7 +349,7 @@ class ClipPPOLoss(PPOLoss):
 
     def _clip_bounds(self, inputs, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log(1 - eps_low), log(1 + eps_high))`` as tensors of ``like``'s dtype."""
-        if self.clip_epsilon is not None:
+        if not self._asymmetric_clip:
             eps = self._hyper("clip_epsilon", inputs, like)
             return (-eps).log1p(), eps.log1p()
         return (-const(self.clip_epsilon_low, like)).log1p(), const(self.clip_epsilon_high, like).log1p()
@@ -506,7 +526,7 @@ class KLPENPPOLoss(PPOLoss):
         self._check_layout(inputs)
         outputs = self._compute(inputs, plan.wanted | {"beta_next"})
         self.update_beta(outputs["beta_next"])
-        return tuple(outputs[k] for k in plan.out_keys)
+        return pack_outputs(outputs, plan.out_keys)
 
     def reset(self) -> None:
         with torch.no_grad():

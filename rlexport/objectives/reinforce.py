@@ -11,7 +11,7 @@ from .common import ActorCriticLoss
 __all__ = ["ReinforceLoss"]
 
 _OPTIONS = [
-    "actor_network", "critic_network", "actor", "critic", "loss_critic_type", "advantage_key",
+    "actor_network", "critic_network", "actor", "critic", "delay_value", "loss_critic_type", "advantage_key",
     "value_target_key", "separate_losses", "functional", "reduction", "clip_value",
 ]
 
@@ -22,6 +22,12 @@ class ReinforceLoss(ActorCriticLoss):
     Keyword inputs as :class:`~rlexport.objectives.A2CLoss` (no entropy). Outputs:
     ``loss_actor``, ``loss_value``; also available: ``value_clip_fraction`` (with
     ``clip_value``).
+
+    ``delay_value=True`` (TorchRL): the in-graph estimator takes the next value from a target
+    copy of the critic, made at construction (``target_critic_network``: its parameters are
+    buffers, so exported graphs read them like any other buffer and no gradient reaches them);
+    :meth:`update_target_params` moves it towards the critic (TorchRL's ``SoftUpdate`` /
+    ``HardUpdate`` step), eagerly, outside any forward pass.
     """
 
     def __init__(
@@ -43,8 +49,10 @@ class ReinforceLoss(ActorCriticLoss):
     ):
         owner = type(self).__name__
         self._check_no_kwargs(owner, kwargs, _OPTIONS)
-        if delay_value:
-            raise NotImplementedError(f"{owner}: delay_value=True (a target value network) is not supported")
+        if delay_value and not functional:
+            raise RuntimeError(
+                f"{owner}: delay_value and ~functional are incompatible, as delayed value currently relies on functional calls."
+            )
         actor_network = actor if actor is not None else actor_network
         critic_network = critic if critic is not None else critic_network
         if actor_network is None or critic_network is None:
@@ -53,6 +61,9 @@ class ReinforceLoss(ActorCriticLoss):
             raise ValueError(f"{owner}: clip_value must be a float or a scalar tensor, got {clip_value!r}")
         super().__init__()
         self._setup_networks(owner, actor_network, critic_network, separate_losses)
+        self.delay_value = bool(delay_value)
+        if self.delay_value:
+            self._make_target_critic()
         self.clip_value = self._check_float(owner, "clip_value", clip_value, allow_none=True, low=0.0)
         self._common_options(owner, loss_critic_type, reduction)
         self.functional = functional

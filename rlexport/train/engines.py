@@ -26,6 +26,7 @@ from torch import nn
 import rlexport.objectives as objectives
 from rlexport.artifact.cache import GraphCache
 from rlexport.export import export_onnx
+from rlexport.export.plan import as_tuple
 from rlexport.export.train_step import export_train_step
 from rlexport.runtime.onnx import NUMPY_DTYPE_OF_ORT_TYPE, make_session
 from rlexport.runtime.trainer import BoundTrainStep, OnnxTrainer
@@ -151,7 +152,7 @@ class TorchEngine:
     def update(self, mb: Mapping[str, np.ndarray], lr: float) -> dict[str, float]:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        outs = self.loss(**_to_torch({k: mb[k] for k in self.input_names}))
+        outs = as_tuple(self.loss(**_to_torch({k: mb[k] for k in self.input_names})))  # one output: a bare tensor
         total = loss_total(self.out_keys, outs)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -3,18 +3,20 @@
 * :mod:`rlexport.value.scan`: :func:`reverse_linear_recurrence`, the log-depth scan they all use.
 * :mod:`rlexport.value.functional`: TorchRL's ``torchrl.objectives.value.functional`` functions.
 * :mod:`rlexport.value.estimators`: the ``GAE``/``TD0Estimator``/``TD1Estimator``/
-  ``TDLambdaEstimator``/``VTrace`` modules, ``ValueEstimators`` and ``default_value_kwargs``.
+  ``TDLambdaEstimator``/``MultiAgentGAE``/``VTrace`` modules, ``ValueEstimators`` and ``default_value_kwargs``.
 """
 
 from rlexport.value.estimators import (
     ESTIMATOR_CLASSES,
     GAE,
+    MultiAgentGAE,
     TD0Estimator,
     TD1Estimator,
     TDLambdaEstimator,
     ValueEstimatorBase,
     ValueEstimators,
     VTrace,
+    as_value_type,
     default_value_kwargs,
 )
 from rlexport.value.functional import (
@@ -32,6 +34,7 @@ from rlexport.value.scan import DEFAULT_MAX_STEPS, max_horizon, reverse_linear_r
 
 __all__ = [
     "GAE",
+    "MultiAgentGAE",
     "TD0Estimator",
     "TD1Estimator",
     "TDLambdaEstimator",
@@ -39,6 +42,7 @@ __all__ = [
     "ValueEstimatorBase",
     "ValueEstimators",
     "ESTIMATOR_CLASSES",
+    "as_value_type",
     "default_value_kwargs",
     "generalized_advantage_estimate",
     "reward2go",

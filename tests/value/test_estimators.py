@@ -14,7 +14,7 @@ from torchrl.objectives.value import TD1Estimator as RTD1
 from torchrl.objectives.value import TDLambdaEstimator as RTDL
 
 import helpers as ref
-from helpers import assert_close
+from helpers import StandInValue, assert_close
 from rlexport.value import (
     GAE,
     TD0Estimator,
@@ -27,20 +27,6 @@ from rlexport.value import (
 
 LOOSE = "torchrl-float32-constants"  # TorchRL rounds float64 gamma to float32
 TIGHT = "loop"
-
-
-class StandInValue(nn.Module):
-    """The rlexport.modules.ValueOperator interface: in_keys, called with keywords → [*batch, 1]."""
-
-    in_keys = ["observation"]
-    out_keys = ["state_value"]
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.module = net
-
-    def forward(self, observation):
-        return self.module(observation)
 
 
 def _batch(B=3, T=8, obs=4, dtype=torch.float32, seed=0):
