@@ -6,10 +6,11 @@ states, episode accumulators) and, in the safetensors metadata, a JSON document 
 update index, numpy generator state, env counters) and a SHA-256 over all tensor bytes. It is
 written to a temporary file in the same folder, fsynced, then ``os.replace``d: a kill at any
 moment leaves either the previous or the new checkpoint, never a torn one. The checkpoint it
-replaces is kept as ``previous.safetensors`` (renamed just before), so that a latest checkpoint
-that was damaged afterwards (disk, a crafted edit) can be passed over for the one before it
-(``load_run_checkpoint``); a kill between the two renames leaves only ``previous``, which is
-then what resumes.
+replaces is kept as ``previous.safetensors`` (a hard link to it renamed into place just before,
+so ``latest`` never goes missing), so that a latest checkpoint that was damaged afterwards (disk,
+a crafted edit) can be passed over for the one before it (``load_run_checkpoint``); on a
+filesystem without hard links it is renamed, and a kill between the two renames leaves only
+``previous``, which is then what resumes.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Any], meta: dict[str, A
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         if keep_previous and path.exists():
-            os.replace(path, path.with_name(PREVIOUS_NAME))
+            _keep_as_previous(path)
         os.replace(tmp, path)
         try:
             dfd = os.open(str(path.parent), os.O_RDONLY)
@@ -79,6 +80,22 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Any], meta: dict[str, A
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _keep_as_previous(path: Path) -> None:
+    """``path`` becomes ``previous.safetensors`` too, while ``path`` itself stays in place (a hard
+    link renamed over the old previous), so there is no moment without a latest checkpoint;
+    where the filesystem has no hard links, ``path`` is renamed (a kill before the next rename then
+    leaves only ``previous``, which ``load_run_checkpoint`` resumes from)."""
+    previous = path.with_name(PREVIOUS_NAME)
+    linked = previous.with_name(previous.name + f"{TEMP_MARK}{os.getpid()}")
+    try:
+        linked.unlink(missing_ok=True)
+        os.link(path, linked)
+    except OSError:
+        os.replace(path, previous)
+        return
+    os.replace(linked, previous)
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

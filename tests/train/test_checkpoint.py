@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -26,3 +28,25 @@ def test_roundtrip_and_corruption(tmp_path):
         load_checkpoint(p)
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "nope.safetensors")
+
+
+def test_a_kill_while_the_previous_is_kept_leaves_a_latest(tmp_path, monkeypatch):
+    """The checkpoint being replaced becomes ``previous`` without ``latest`` ever going missing:
+    a kill (here: the final rename failing) right after that step still finds the old latest."""
+    p = tmp_path / "latest.safetensors"
+    save_checkpoint(p, {"x": torch.zeros(2)}, {"global_step": 1})
+    save_checkpoint(p, {"x": torch.ones(2)}, {"global_step": 2})
+    assert load_checkpoint(tmp_path / "previous.safetensors")[1]["global_step"] == 1
+    real_replace = os.replace
+
+    def killed_before_the_new_latest(src, dst):
+        if str(dst) == str(p):
+            raise KeyboardInterrupt("killed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_before_the_new_latest)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(p, {"x": torch.full((2,), 3.0)}, {"global_step": 3})
+    assert load_checkpoint(p)[1]["global_step"] == 2
+    assert load_checkpoint(tmp_path / "previous.safetensors")[1]["global_step"] == 2
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["latest.safetensors", "previous.safetensors"]
