@@ -109,7 +109,8 @@ class RecordingGenerator:
 
 
 def engine_trace(out: Path, iterations: int, total_steps: int):
-    cfg = make_config("ppo", "CartPole-v1", engine="onnx", export_artifacts=False, total_steps=total_steps, seed=SEED)
+    cfg = make_config("ppo", "CartPole-v1", engine="onnx", export_artifacts=False, total_steps=total_steps, seed=SEED,
+                      vector_env="sync")  # per-env reset states are recorded from the SyncVectorEnv's envs
     run_dir = Path(tempfile.mkdtemp(prefix="rlexport-parity-"))
     try:
         trainer = Trainer(cfg, run_dir)
