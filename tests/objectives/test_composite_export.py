@@ -84,8 +84,8 @@ def test_composite_train_step_exports_validates_and_steps(tmp_path):
     nets = CompositeNets()
     loss = ro.ClipPPOLoss(nets.actor, nets.critic, entropy_coeff=COEFFS)
     example = _example(loss, nets, 8, seed=1)
-    info = export_train_step(loss, example, tmp_path / "step.onnx", hyperparams={"lr": 1e-2, "max_grad_norm": 0.5})
-    path = info["path"] if isinstance(info, dict) and "path" in info else tmp_path / "step.onnx"
+    path = tmp_path / "step.onnx"
+    export_train_step(loss, example, path, hyperparams={"lr": 1e-2, "max_grad_norm": 0.5})
     report = validate_train_step(path)
     assert report.passed, report.rows
     trainer = OnnxTrainer(path)
