@@ -112,12 +112,17 @@ def clip_grads(grads: Sequence[Tensor], max_norm: Tensor) -> tuple[list[Tensor],
     clamped to 1 (always applied, as PyTorch does); ``max_norm = inf`` leaves grads unchanged.
     """
     total = total_grad_norm(grads)
+    coef = clip_coefficient(total, max_norm)
+    return [g * coef for g in grads], total
+
+
+def clip_coefficient(total: Tensor, max_norm: Tensor) -> Tensor:
+    """``clip_grad_norm_``'s factor ``min(max_norm / (total + 1e-6), 1)`` in ``total``'s dtype."""
     dtype = total.dtype
     # PyTorch: ``max_norm / (total_norm + 1e-6)`` is ``reciprocal(total + 1e-6) * max_norm``
     # with both scalars rounded to the gradient dtype.
     coef = torch.reciprocal(total + torch.tensor(1e-6, dtype=dtype)) * max_norm.to(dtype)
-    coef = torch.clamp(coef, max=torch.tensor(1.0, dtype=dtype))
-    return [g * coef for g in grads], total
+    return torch.clamp(coef, max=torch.tensor(1.0, dtype=dtype))
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,6 +150,14 @@ def adam_step(
     ``state``/``hp`` as :func:`init_state`/:func:`default_hyperparams`. Returns
     ``(new params, new state)``; nothing is modified in place.
     """
+    groups = _dtype_groups(params)
+    flat_grads = [_flatten([grads[n] for n in names]) for names in groups]
+    return _adam_groups(params, groups, flat_grads, state, hp, decoupled_weight_decay)
+
+
+def _adam_groups(params, groups, flat_grads, state, hp, decoupled_weight_decay):
+    """Adam on each dtype group ``groups[i]`` (parameter names) with its flat gradient
+    ``flat_grads[i]`` (the group's gradients concatenated in that order, ``[numel]``)."""
     lr, beta1, beta2 = hp["lr"].to(HP_DTYPE), hp["beta1"].to(HP_DTYPE), hp["beta2"].to(HP_DTYPE)
     eps, wd = hp["eps"].to(HP_DTYPE), hp["weight_decay"].to(HP_DTYPE)
     step = state["step"].to(HP_DTYPE) + 1
@@ -158,10 +171,9 @@ def adam_step(
     # Every parameter of one dtype is updated as one flat vector: the same elementwise formulas,
     # so the same numbers, in ~20 graph nodes instead of ~20 per parameter (an exported train
     # step's cost is mostly per-node overhead on small networks).
-    for names in _dtype_groups(params):
+    for names, grad in zip(groups, flat_grads):
         dtype = params[names[0]].dtype
         param = _flatten([params[n] for n in names])
-        grad = _flatten([grads[n] for n in names])
         if decoupled_weight_decay:
             param = param * decay.to(dtype)
         else:
@@ -177,6 +189,38 @@ def adam_step(
             new_state[f"exp_avg.{n}"] = m
             new_state[f"exp_avg_sq.{n}"] = v
     return {n: new_params[n] for n in params}, new_state
+
+
+def clipped_step(
+    optimizer: str,
+    params: Mapping[str, Tensor],
+    grads: Mapping[str, Tensor],
+    state: Mapping[str, Tensor],
+    hp: Mapping[str, Tensor],
+) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
+    """``clip_grad_norm_(params, hp["max_grad_norm"])`` then one ``optimizer`` step:
+    ``(new params, new state, pre-clip total norm)``.
+
+    Adam/AdamW clip the flat gradient vector of each dtype group that the step uses anyway: the
+    total norm is the 2-norm of all gradient elements taken at once (of the groups' norms when
+    there are several dtypes) rather than ``clip_grad_norm_``'s 2-norm of per-tensor norms. The
+    two are equal in exact arithmetic and differ by rounding only (a few ulps of the norm); the
+    flat form is one reduction instead of one per parameter. SGD clips per tensor
+    (:func:`clip_grads`).
+    """
+    if optimizer not in ("adam", "adamw"):
+        names = list(params)
+        clipped, norm = clip_grads([grads[n] for n in names], hp["max_grad_norm"])
+        new_params, new_state = STEP_FUNCTIONS[optimizer](params, dict(zip(names, clipped)), state, hp)
+        return new_params, new_state, norm
+    groups = _dtype_groups(params)
+    flat_grads = [_flatten([grads[n] for n in names]) for names in groups]
+    norms = [torch.linalg.vector_norm(g, 2.0) for g in flat_grads]
+    total = norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms), 2.0)
+    coef = clip_coefficient(total, hp["max_grad_norm"])
+    clipped = [g * coef.to(g.dtype) for g in flat_grads]
+    new_params, new_state = _adam_groups(params, groups, clipped, state, hp, optimizer == "adamw")
+    return new_params, new_state, total
 
 
 def _dtype_groups(tensors: Mapping[str, Tensor]) -> list[list[str]]:

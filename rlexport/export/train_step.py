@@ -7,7 +7,8 @@ the current parameters, optimizer state, hyper-parameters and a batch:
 1. the loss outputs (``loss.out_keys``) and the gradient of the total loss (sum of the
    ``loss_*`` outputs) w.r.t. every trainable parameter (``torch.func`` in the trace);
 2. ``torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)`` (``inf`` disables it; the
-   pre-clip total norm is the output ``grad_norm``);
+   pre-clip total norm is the output ``grad_norm``; Adam/AdamW take it over the one flat
+   gradient vector, ``rlexport.optim.clipped_step``);
 3. one ``torch.optim.Adam`` / ``AdamW`` / ``SGD`` step (``rlexport.optim``).
 
 Graph signature (``rlexport.artifact.naming``; every name is also a key of the golden sample and of ``X.json``):
@@ -103,9 +104,7 @@ def functional_train_step(fl: FunctionalLoss, layout: TrainStepLayout, params: M
                           state: Mapping[str, Tensor], hp: Mapping[str, Tensor], batch: Mapping[str, Tensor]):
     """``(new params, new state, loss outputs, grad_norm)`` — the graph's computation."""
     grads, outs = fl.grad_and_outputs(params, {}, batch)
-    names = list(params)
-    clipped, norm = fopt.clip_grads([grads[n] for n in names], hp["max_grad_norm"])
-    new_params, new_state = fopt.STEP_FUNCTIONS[layout.optimizer](params, dict(zip(names, clipped)), state, hp)
+    new_params, new_state, norm = fopt.clipped_step(layout.optimizer, params, grads, state, hp)
     return new_params, new_state, outs, norm
 
 

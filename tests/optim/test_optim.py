@@ -138,3 +138,31 @@ def test_adam_groups_mixed_dtypes_and_shapes_like_torch_optim(optimizer):
     for n, p in torch_params.items():
         assert params[n].shape == p.shape and params[n].dtype == p.dtype, n
         torch.testing.assert_close(params[n], p.detach(), rtol=0, atol=1e-6 if p.dtype == torch.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, None])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_clipped_step_matches_clip_grad_norm_and_torch_optim(optimizer, dtype):
+    """``clipped_step`` (Adam: the norm of the one flat gradient vector per dtype) against
+    ``clip_grad_norm_`` + ``torch.optim`` over 10 steps that all clip; ``None``: mixed dtypes."""
+    params = _params(dtype or torch.float32)
+    if dtype is None:
+        params["b"] = params["b"].to(torch.float64)
+    torch_params = {n: p.clone().requires_grad_(True) for n, p in params.items()}
+    hp = {"lr": 1e-2, "max_grad_norm": 0.5, **({"momentum": 0.9} if optimizer == "sgd" else {})}
+    opt = fopt.make_torch_optimizer(optimizer, list(torch_params.values()), hp)
+    state, hpt = fopt.init_state(optimizer, params), fopt.default_hyperparams(optimizer, **hp)
+    ulps = 8 * torch.finfo(dtype or torch.float32).eps
+    atol = 1e-12 if dtype == torch.float64 else 1e-5  # mixed: the float32 gradients' norm sets the coefficient
+    for s in range(10):
+        grads = {n: g.to(params[n].dtype) * 10 for n, g in _grads(params, s, torch.float64).items()}
+        for n, p in torch_params.items():
+            p.grad = grads[n].clone()
+        tnorm = torch.nn.utils.clip_grad_norm_(list(torch_params.values()), 0.5)
+        assert tnorm > 0.5
+        params, state, norm = fopt.clipped_step(optimizer, params, grads, state, hpt)
+        opt.step()
+        torch.testing.assert_close(norm, tnorm, rtol=ulps, atol=0)
+        for n, p in torch_params.items():
+            assert params[n].dtype == p.dtype and params[n].shape == p.shape
+            torch.testing.assert_close(params[n], p.detach(), rtol=0, atol=atol)
