@@ -130,11 +130,14 @@ def clip_coefficient(total: Tensor, max_norm: Tensor) -> Tensor:
 
 
 def _lerp(start: Tensor, end: Tensor, weight: Tensor) -> Tensor:
-    """``torch.lerp`` exactly as its CPU kernel computes it (two formulas around weight 0.5)."""
+    """``torch.lerp`` with a 0-d ``weight`` by the formulas of its CPU kernel (which may contract
+    them into FMAs, a last-ulp difference): ``start +
+    weight * diff`` below weight 0.5, else ``end - diff * (1 - weight)``, written as ``end +
+    (weight - 1) * diff`` (the same number: ``weight - 1`` is ``-(1 - weight)`` exactly), so that
+    the formula is chosen on the scalars and only one of the two is computed on the tensors."""
     diff = end - start
-    low = start + weight * diff
-    high = end - diff * (1 - weight)
-    return torch.where(weight.abs() < 0.5, low, high)
+    low = weight.abs() < 0.5
+    return torch.where(low, start, end) + torch.where(low, weight, weight - 1) * diff
 
 
 def adam_step(

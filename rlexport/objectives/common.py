@@ -57,6 +57,7 @@ from .utils import (
     REDUCTIONS,
     clip_value_loss,
     distance_loss,
+    mean_all,
     reduce,
     reduce_loss,
 )
@@ -839,14 +840,14 @@ class ActorCriticLoss(LossModule):
         entropy = self._entropy(dist, inputs)
         if not isinstance(entropy, dict):
             return {
-                "entropy": entropy.detach().mean(),
+                "entropy": mean_all(entropy.detach()),
                 "loss_entropy": self._times_hyper("entropy_coeff", inputs, entropy, negate=True),
             }
         out = {key: entropy[h].detach().unsqueeze(-1) for key, h in zip(self._composite_entropy_keys(), self._heads)}
         total = None
         for h in self._heads:
             total = entropy[h] if total is None else total + entropy[h]
-        out["entropy"] = total.detach().mean()
+        out["entropy"] = mean_all(total.detach())
         coeffs = self.__dict__.get("_entropy_coeff_map")
         if coeffs is None:
             out["loss_entropy"] = self._times_hyper("entropy_coeff", inputs, total, negate=True)

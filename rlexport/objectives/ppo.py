@@ -16,7 +16,7 @@ import torch
 from rlexport.inputs import InputError, check_tensor
 
 from .common import ActorCriticLoss, const, pack_outputs
-from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, sample_and_log_prob
+from .utils import explained_variance, has_analytic_kl, kl_divergence, maybe_standardize, mean_all, sample_and_log_prob
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 
@@ -249,7 +249,7 @@ class PPOLoss(ActorCriticLoss):
         ``-mean(log_weight)`` is the same number (negation is exact)."""
         if "kl_approx" not in wanted:
             return {}
-        return {"kl_approx": -log_weight.detach().mean()}
+        return {"kl_approx": -mean_all(log_weight.detach())}
 
     def _entropy_terms(self, dist, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not self.entropy_bonus:
@@ -360,7 +360,7 @@ class ClipPPOLoss(PPOLoss):
 
         ratio = log_weight.exp()
         log_weight_clip = log_weight.clamp(*self._clip_bounds(inputs, log_weight))
-        clip_fraction = (log_weight_clip != log_weight).to(log_weight.dtype).mean()
+        clip_fraction = mean_all((log_weight_clip != log_weight).to(log_weight.dtype))
         # -min(r * A, clip(r) * A) written as max(r * (-A), clip(r) * (-A)): the same numbers
         # (negation is exact), one autograd node fewer
         neg_advantage = -advantage
@@ -388,7 +388,7 @@ class ClipPPOLoss(PPOLoss):
             if ratio is None:
                 ratio = log_weight.exp()
             out["max_ratio"] = ratio.max()
-            out["mean_ratio"] = ratio.mean()
+            out["mean_ratio"] = mean_all(ratio)
         return out
 
 
@@ -499,7 +499,7 @@ class KLPENPPOLoss(PPOLoss):
         out.update(self._kl_approx(log_weight, wanted))
         out.update(self._entropy_terms(dist, inputs))
         out.update(self._critic_terms(inputs, state_value, value_target, old_value, wanted))
-        out["beta_next"] = self._beta_next(beta.detach(), kl.detach().mean())
+        out["beta_next"] = self._beta_next(beta.detach(), mean_all(kl.detach()))
         return self._reduce(out)
 
     def _beta_next(self, beta: torch.Tensor, kl_mean: torch.Tensor) -> torch.Tensor:

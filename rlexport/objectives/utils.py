@@ -58,15 +58,21 @@ def clip_value_loss(
     """PPO value clipping: the worse of the clipped and unclipped value losses, and the clip fraction."""
     pre_clipped = state_value - old_state_value
     clipped = pre_clipped.clamp(-clip_value, clip_value)
-    clip_fraction = (pre_clipped != clipped).to(state_value.dtype).mean().detach()
+    clip_fraction = mean_all((pre_clipped != clipped).to(state_value.dtype)).detach()
     loss_value_clipped = distance_loss(target_return, old_state_value + clipped, loss_critic_type)
     return torch.maximum(loss_value, loss_value_clipped), clip_fraction
+
+
+def mean_all(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor.mean()`` (0-d) written as a mean over every dim listed: the same kernel and the same
+    number, exported as one ``ReduceMean`` where ``.mean()`` exports as ``ReduceMean`` + ``Squeeze``."""
+    return tensor.mean(dim=tuple(range(tensor.ndim))) if tensor.ndim else tensor.mean()
 
 
 def reduce(tensor: torch.Tensor, reduction: str) -> torch.Tensor:
     """``none`` / ``mean`` / ``sum`` over every element."""
     if reduction == "mean":
-        return tensor.mean()
+        return mean_all(tensor)
     if reduction == "sum":
         return tensor.sum()
     if reduction == "none":
@@ -89,7 +95,7 @@ def standardize(x: torch.Tensor, exclude_dims: tuple[int, ...] = (), eps: float 
         eps = torch.finfo(torch.float32).resolution
     eps_t = constant_like(eps, x)
     if not exclude_dims:
-        return (x - x.mean()) / torch.clamp_min(x.std(), eps_t)
+        return (x - mean_all(x)) / torch.clamp_min(x.std(), eps_t)
     ndim = x.ndim
     excluded = {d % ndim for d in exclude_dims}
     if len(excluded) != len(exclude_dims):

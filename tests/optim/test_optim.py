@@ -166,3 +166,14 @@ def test_clipped_step_matches_clip_grad_norm_and_torch_optim(optimizer, dtype):
         for n, p in torch_params.items():
             assert params[n].dtype == p.dtype and params[n].shape == p.shape
             torch.testing.assert_close(params[n], p.detach(), rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lerp_matches_torch_lerp_on_both_sides_of_one_half(dtype):
+    g = torch.Generator().manual_seed(1)
+    start, end = torch.randn(4096, generator=g, dtype=dtype) * 10, torch.randn(4096, generator=g, dtype=dtype)
+    for w in (0.0, 0.1, 0.4999, 0.5, 0.9, 1.0, -0.3, 1.3):
+        weight = torch.tensor(w, dtype=dtype)
+        expected = torch.lerp(start, end, weight)
+        ulp = torch.finfo(dtype).eps * expected.abs().clamp_min(1)
+        assert ((fopt._lerp(start, end, weight) - expected).abs() <= 2 * ulp).all(), w
