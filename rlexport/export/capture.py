@@ -3,6 +3,10 @@
 - :func:`capture_module`: ``torch.export`` of a keyword-forward module (forward artifacts);
 - :func:`capture_function`: ``make_fx(..., tracing_mode="symbolic")`` of a function of flat
   tensors (autograd graphs: gradients, train steps), then ``torch.export`` of the traced graph.
+  Given a decomposition table (the ONNX exporter's, ``rlexport.export.onnx.onnx_decompositions``)
+  ``make_fx`` decomposes while it traces and in-place ops on single-use intermediates become their
+  out-of-place forms (:func:`functionalize_single_use`), so the program needs no second
+  decomposition trace before translation.
 
 Both go through the one :func:`positional_adapter` (inputs positional, in input-name order) and
 the one dynamic-shapes declaration (:func:`torch_dynamic_shapes`: one ``torch.export.Dim`` per
@@ -11,7 +15,7 @@ label, retried with ``Dim.DYNAMIC`` when a guard on a dim fails the export).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -113,16 +117,62 @@ def capture_module(module: nn.Module, input_names: Sequence[str], args: Sequence
 
 
 def capture_function(fn: Callable[..., tuple[torch.Tensor, ...]], input_names: Sequence[str],
-                     args: Sequence[torch.Tensor], dims: DynamicDims, what: str) -> torch.export.ExportedProgram:
+                     args: Sequence[torch.Tensor], dims: DynamicDims, what: str,
+                     decompositions: Mapping[Any, Callable] | None = None) -> torch.export.ExportedProgram:
     """``make_fx(fn, symbolic)`` (autograd recorded into the graph) then ``torch.export`` of the
-    traced graph, taking ``args`` positionally in ``input_names`` order."""
+    traced graph, taking ``args`` positionally in ``input_names`` order.
+
+    ``decompositions``: an ATen decomposition table applied while tracing (in-place overloads are
+    left out of it: :func:`functionalize_single_use` or the later decomposition handles them)."""
+    table = None
+    if decompositions:
+        table = {op: fn_ for op, fn_ in decompositions.items()
+                 if not (isinstance(op, torch._ops.OpOverload) and op._schema.is_mutable)}
     try:
         with fx_config.patch(use_duck_shape=False), quiet():
-            gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*args)
+            gm = make_fx(fn, decomposition_table=table, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*args)
     except Exception as err:  # noqa: BLE001
         raise ExportError(f"tracing {what} failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
     dedupe_cond_operands(gm)
+    if table is not None:
+        functionalize_single_use(gm)
     return export_adapter(positional_adapter(gm, input_names, keywords=False), args, dims, what)
+
+
+def _returns_fresh_tensor(node: torch.fx.Node) -> bool:
+    """Whether ``node`` is an ATen call whose result aliases none of its inputs (not a view)."""
+    target = node.target
+    return (node.op == "call_function" and isinstance(target, torch._ops.OpOverload)
+            and not target._schema.is_mutable and all(r.alias_info is None for r in target._schema.returns))
+
+
+def functionalize_single_use(gm: torch.fx.GraphModule) -> int:
+    """Rewrite ``aten.<op>_(x, ...)`` as ``aten.<op>(x, ...)`` where ``x`` is a fresh intermediate
+    (an ATen result aliasing no input) used by nothing else: nothing can observe the mutation, so
+    the out-of-place op gives the same values (autograd's backward formulas write e.g.
+    ``where(...).masked_fill_(mask, 0)``). Returns the number of nodes rewritten; other in-place
+    calls are left for ``torch.export`` / the exporter's decomposition."""
+    count = 0
+    for node in gm.graph.nodes:
+        target = node.target
+        if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload):
+            continue
+        name = target._schema.name.split("::")[-1]
+        if not (target._schema.is_mutable and name.endswith("_") and node.args):
+            continue
+        x = node.args[0]
+        if not (isinstance(x, torch.fx.Node) and _returns_fresh_tensor(x) and len(x.users) == 1):
+            continue
+        packet = getattr(torch.ops.aten, name[:-1], None)
+        functional = getattr(packet, target._overloadname, None) if packet is not None else None
+        if functional is None or functional._schema.is_mutable:
+            continue
+        node.target = functional
+        count += 1
+    if count:
+        gm.graph.lint()
+        gm.recompile()
+    return count
 
 
 def dedupe_cond_operands(gm: torch.fx.GraphModule) -> None:

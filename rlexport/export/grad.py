@@ -41,7 +41,7 @@ from rlexport.artifact.naming import BUFFER_PREFIX, GRAD_PREFIX, NAMING, PARAM_P
 from rlexport.artifact.paths import check_output_path
 from rlexport.artifact.tolerance import tolerances
 from rlexport.export.capture import capture_function
-from rlexport.export.onnx import opset_of, save_onnx, to_onnx
+from rlexport.export.onnx import onnx_decompositions, opset_of, save_onnx, to_onnx
 from rlexport.export.plan import GoldenSpec, golden_inputs, infer_output_dims, plan_dims, reference_cases
 from rlexport.export.write import write_artifact
 from rlexport.inputs import check_tensor, flatten_key
@@ -257,7 +257,7 @@ def export_grad(
 
     example_inputs = fl.graph_inputs(fl.batch)
     example_flat = [example_inputs[n] for n in input_names]
-    ep = capture_function(flat_fn, input_names, example_flat, dims, what)
+    ep = capture_function(flat_fn, input_names, example_flat, dims, what, decompositions=onnx_decompositions(opset))
     model = to_onnx(ep, input_names, output_names, dims, opset=opset, what=what)
     example_out = flat_fn(*example_flat)
     out_dims = infer_output_dims(fl.batch, dims, example_out, output_names)

@@ -9,6 +9,7 @@ of ``rlexport.artifact.metadata.ONNX_METADATA_KEYS`` (JSON values).
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,21 +39,85 @@ def _torchlib_registry(opset: int):
     return _registration.ONNXRegistry.from_torchlib(opset_version=max(opset, _constants.TORCHLIB_OPSET))
 
 
+def _resolve_opset(opset: int | None) -> int:
+    from torch.onnx import _constants  # lazy, as above
+
+    return _constants.ONNX_DEFAULT_OPSET if opset is None else opset  # what torch.onnx.export defaults to
+
+
+@functools.lru_cache(maxsize=None)
+def onnx_decompositions(opset: int | None = None) -> dict:
+    """The ATen decomposition table the ONNX exporter applies before translating (torch's
+    decompositions of every op torchlib has no ONNX function for), for ``opset``.
+
+    ``capture_function(..., decompositions=onnx_decompositions(opset))`` applies it while tracing,
+    so :func:`to_onnx` can translate the program without re-tracing it (:func:`translatable_as_is`)."""
+    from torch.onnx._internal.exporter import _decomp  # lazy, as above
+
+    registry = _torchlib_registry(_resolve_opset(opset))
+    return _decomp.create_onnx_friendly_decomposition_table(set(_decomp.get_onnx_implemented_overloads(registry)))
+
+
+def translatable_as_is(ep: torch.export.ExportedProgram, opset: int | None = None) -> bool:
+    """Whether every call in ``ep`` (sub-graphs included) is an out-of-place ATen op (or a Python
+    callable such as ``operator.getitem``) that torchlib translates directly: then the exporter's
+    decomposition pass (a whole re-trace of the program with symbolic shapes) would leave the
+    graph as it is, and :func:`to_onnx` skips it. Higher-order ops (``cond``, ``while_loop``) and
+    in-place or unregistered ops take the exporter's full path."""
+    registry = _torchlib_registry(_resolve_opset(opset))
+    for gm in ep.graph_module.modules():
+        if not isinstance(gm, torch.fx.GraphModule):
+            return False
+        for node in gm.graph.nodes:
+            if node.op != "call_function":
+                continue
+            target = node.target
+            if isinstance(target, torch._ops.OpOverload):
+                if target._schema.is_mutable or not registry.is_registered(target):
+                    return False
+            elif isinstance(target, torch._ops.HigherOrderOperator) or not (target is operator.getitem or registry.is_registered(target)):
+                return False
+    return True
+
+
+def _translate_decomposed(ep: torch.export.ExportedProgram, input_names, output_names, opset: int):
+    """What ``torch.onnx.export`` does to an ``ExportedProgram`` after its decomposition pass:
+    explicit type promotion, assertion nodes removed (both in place on ``ep``), translation with
+    the cached registry, opset conversion, onnxscript's optimiser, inputs and outputs renamed."""
+    # lazy, as above
+    from torch.onnx._internal._lazy_import import onnxscript_apis
+    from torch.onnx._internal.exporter import _core, _fx_passes, _ir_passes
+
+    registry = _torchlib_registry(opset)
+    with torch.fx.experimental._config.patch(backed_size_oblivious=True):  # as torch's own preparation
+        _fx_passes.insert_type_promotion_nodes(ep.graph_module)
+        ep._graph_module = _fx_passes.remove_assertion_nodes(ep.graph_module)
+    program = _core._exported_program_to_onnx_program(ep, registry=registry)
+    program.model = onnxscript_apis.convert_version(program.model, opset)
+    program.optimize()
+    _ir_passes.rename_inputs(program.model, list(input_names))
+    _ir_passes.rename_outputs(program.model, list(output_names))
+    return program
+
+
 def _onnx_program(ep: torch.export.ExportedProgram, input_names, output_names, opset: int | None):
-    """``torch.onnx.export(ep, dynamo=True, optimize=True)`` with the process's cached registry.
+    """``torch.onnx.export(ep, dynamo=True, optimize=True)`` with the process's cached registry,
+    without the exporter's decomposition re-trace where it would change nothing
+    (:func:`translatable_as_is`).
 
     That is torch's own ``_core.export`` (what ``torch.onnx.export`` calls for an
     ``ExportedProgram``, after building the registry), given the cached one; where this torch
     has no such internal, ``torch.onnx.export`` itself."""
     try:  # lazy, as above
-        from torch.onnx import _constants
         from torch.onnx._internal.exporter import _core
     except ImportError:  # another torch layout: the public call (registry rebuilt per export)
         _core = None
     if _core is None or not hasattr(_core, "export"):
         return torch.onnx.export(ep, (), input_names=list(input_names), output_names=list(output_names),
                                  opset_version=opset, dynamo=True, optimize=True, external_data=False, verbose=False)
-    opset = _constants.ONNX_DEFAULT_OPSET if opset is None else opset  # what torch.onnx.export defaults to
+    opset = _resolve_opset(opset)
+    if translatable_as_is(ep, opset):
+        return _translate_decomposed(ep, input_names, output_names, opset)
     return _core.export(ep, registry=_torchlib_registry(opset), input_names=list(input_names),
                         output_names=list(output_names), optimize=True, opset_version=opset, verbose=False)
 
@@ -60,7 +125,9 @@ def _onnx_program(ep: torch.export.ExportedProgram, input_names, output_names, o
 def to_onnx(ep: torch.export.ExportedProgram, input_names: Sequence[str], output_names: Sequence[str],
             dims: DynamicDims, *, opset: int | None = None, what: str = "the module") -> onnx.ModelProto:
     """The ``onnx.ModelProto`` of a captured program: names checked, dynamic dims named by label,
-    constant ``Pow`` simplified (:func:`simplify_pow`), ``onnx.checker`` (full check) passed."""
+    constant ``Pow`` simplified (:func:`simplify_pow`), ``onnx.checker`` (full check) passed.
+    ``ep`` may be rewritten in place (type promotion) when it is translated without the
+    exporter's decomposition (:func:`translatable_as_is`)."""
     try:
         with quiet():
             program = _onnx_program(ep, input_names, output_names, opset)

@@ -72,7 +72,7 @@ from rlexport.artifact.tolerance import (
 from rlexport.export.aoti import compile_package
 from rlexport.export.capture import capture_function
 from rlexport.export.grad import GRAPH_DTYPES, FunctionalLoss, float_dtype, functional_loss
-from rlexport.export.onnx import opset_of, save_onnx, to_onnx
+from rlexport.export.onnx import onnx_decompositions, opset_of, save_onnx, to_onnx
 from rlexport.export.plan import GoldenSpec, golden_inputs, infer_output_dims, plan_dims
 from rlexport.export.write import write_artifact
 
@@ -266,7 +266,8 @@ def export_train_step(
     flat_fn = _flat_step_fn(fl, layout)
     example_flat = [*fl.params.values(), *(init[s] for s in layout.slots), *(hp[h] for h in layout.hyperparams),
                     *fl.batch.values()]
-    ep = capture_function(flat_fn, layout.input_names, example_flat, axes, what)
+    ep = capture_function(flat_fn, layout.input_names, example_flat, axes, what,
+                          decompositions=onnx_decompositions(opset) if format == "onnx" else None)
     model = to_onnx(ep, layout.input_names, layout.output_names, axes, opset=opset, what=what) if format == "onnx" else None
     example_out = flat_fn(*example_flat)
     out_axes = infer_output_dims(plain, axes, example_out, layout.output_names)
