@@ -40,7 +40,12 @@ import rlexport
 from rlexport.artifact.cache import GraphCache, cache_key
 
 _PLAIN = (bool, int, float, str, type(None))
-_SKIP_ATTRS = {"training", "_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"}
+# not described: nn.Module's own bookkeeping (described below as parameters, buffers, submodules)
+# and memo caches a module fills on its first call (``_forward_function``: the keyword forward of
+# ``rlexport.inputs``; ``_call_plan_cache``: a loss's input/output plan), which derive from the
+# attributes that are described; with them a module's key would depend on whether it was called
+_SKIP_ATTRS = {"training", "_parameters", "_buffers", "_modules", "_non_persistent_buffers_set",
+               "_forward_function", "_call_plan_cache"}
 
 
 def _value_digest(value: torch.Tensor | np.ndarray) -> dict[str, Any]:
