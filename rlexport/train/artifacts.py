@@ -12,6 +12,9 @@
   it started from, or from the graph cache: those of the run that first exported it); torch engine: exported here, golden sample from the final parameters.
   Validated with ``validate_train_step`` (10 steps in ORT vs 10 eager ``torch.optim.Adam`` steps).
 
+``policy.onnx`` and ``loss.onnx`` come from templates in the graph cache when the configuration
+ended a run before (:func:`export_final`, ``rlexport.export.bake``): the same artifact as a
+fresh ``export_onnx``, the final values baked in, golden sample from the eager module, verified.
 Each has ``X.json`` and ``X.golden/``. ``RUN/validation.json`` holds ``rlexport.parity.validate``
 of every artifact against its golden sample, and ``passed``.
 """

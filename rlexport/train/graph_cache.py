@@ -17,7 +17,10 @@ stores the result. The key (``graph_description``) holds everything that changes
 Not the parameter values: every start-up graph (act, gae, train_step) takes the parameters as
 inputs and embeds none of them (``tests/train/test_cache.py`` checks the graph bytes do not
 change with the seed). The golden sample of a cached entry therefore holds the parameters of
-the run that first exported that configuration; it verifies the same graph.
+the run that first exported that configuration; it verifies the same graph. The end of a run's
+templates (``rlexport.export.bake``: ``policy.onnx``/``loss.onnx`` with the parameters and the
+normalisation statistics as inputs) are keyed the same way, the ``lifted`` buffers by dtype and
+shape only.
 """
 
 from __future__ import annotations
