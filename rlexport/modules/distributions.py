@@ -255,6 +255,12 @@ class Categorical(Distribution):
             log_p = log_pmf.gather(-1, idx[..., :1])
         return torch.where(valid, log_p, constant_like(float("nan"), log_p)).squeeze(-1)
 
+    def log_prob_of_draw(self, index: torch.Tensor) -> torch.Tensor:
+        """``log_prob(index)`` for an index this distribution drew (``sample``, shape
+        ``batch_shape``): in ``[0, n)`` by construction, so the same numbers without the
+        out-of-range mask (five kernels fewer on the acting path)."""
+        return self.logits.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+
     def entropy(self) -> torch.Tensor:
         min_real = constant_like(torch.finfo(self.logits.dtype).min, self.logits)
         logits = torch.clamp(self.logits, min=min_real)  # torch's clamp (cheaper backward than maximum)
@@ -315,6 +321,9 @@ class OneHotCategorical(Categorical):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         value = check_tensor(type(self).__name__, "value", value)
         return super().log_prob(value.argmax(dim=-1))
+
+    def log_prob_of_draw(self, value: torch.Tensor) -> torch.Tensor:
+        return super().log_prob_of_draw(value.argmax(dim=-1))
 
     def sample(self, sample_shape=torch.Size(), noise: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():

@@ -401,7 +401,7 @@ class LossModule(nn.Module):
         A TensorDict given positionally is handled by :mod:`rlexport.tensordict` and gives a
         TensorDict back, as TorchRL's losses do.
         """
-        td = positional_tensordict(type(self).__name__, args, kwargs, self.accepted_keys)
+        td = positional_tensordict(type(self).__name__, args, kwargs, self.accepted_keys) if args else None  # keyword call: no key list built
         if td is not None:
             from rlexport.tensordict import call_loss  # lazy: only TensorDict callers import tensordict
 

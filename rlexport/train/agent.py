@@ -301,14 +301,23 @@ class Sampler(nn.Module):
         self.out_keys = ["action", "sample_log_prob"]
 
     def forward(self, observation: torch.Tensor, noise: torch.Tensor):
-        dist = self.actor_network.get_dist(observation=observation)
+        return self.draw(self.actor_network.get_dist(observation=observation), noise)
+
+    def act(self, observation: torch.Tensor, noise: torch.Tensor):
+        """``forward``'s ops without the actor wrapper's input checks (the caller passes an
+        ``observation`` of the network's dtype): the torch engine's per-step call."""
+        actor = self.actor_network
+        return self.draw(actor.build_dist(actor._params(actor.module(observation))), noise)
+
+    def draw(self, dist, noise: torch.Tensor):
+        """``(action, sample_log_prob)`` drawn from ``dist`` with ``noise``."""
         if self.kind == "composite":
             actions = dist.draw(_split_noise(noise, self.actor_network))
             return pack_actions(actions), dist.log_prob(actions)
         if self.kind == "categorical":
             action = dist.sample(noise=noise)
-        else:
-            action = dist.rsample(noise=noise)
+            return action, dist.log_prob_of_draw(action)
+        action = dist.rsample(noise=noise)
         return action, dist.log_prob(action)
 
 

@@ -82,6 +82,22 @@ def test_categorical_sample_with_uniform_noise(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_log_prob_of_draw_is_log_prob_of_the_drawn_index(dtype):
+    logits = randn(*B, N, dtype=dtype, scale=2.0)
+    logits[0, 0, 1:] = -float("inf")  # one row with a single possible category
+    u = torch.rand(B, generator=gen(4), dtype=dtype)
+    u[1] = 1 - 1e-7  # the top of the CDF
+    idx = Categorical(logits=logits).sample(noise=u)
+
+    check(lambda logits: Categorical(logits=logits).log_prob_of_draw(idx),
+          lambda logits: D.Categorical(logits=logits, validate_args=False).log_prob(idx), {"logits": logits})
+    d = Categorical(logits=logits)
+    assert torch.equal(d.log_prob_of_draw(idx), d.log_prob(idx))  # the same numbers as the masked form
+    one_hot = OneHotCategorical(logits=logits)
+    assert torch.equal(one_hot.log_prob_of_draw(one_hot.sample(noise=u)), d.log_prob(idx))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_one_hot_categorical_vs_torchrl(dtype):
     logits = randn(*B, N, dtype=dtype, scale=2.0)
     value = torch.nn.functional.one_hot(torch.randint(0, N, B, generator=gen(1)), N)
