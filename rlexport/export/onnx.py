@@ -142,13 +142,18 @@ def to_onnx(ep: torch.export.ExportedProgram, input_names: Sequence[str], output
                           f"outputs {outs} (expected {list(output_names)})")
     rename_dims(model, dims)
     simplify_pow(model)
-    model.producer_name = "rlexport"
-    model.doc_string = f"{what} exported by rlexport; outputs {list(output_names)}"
+    describe_model(model, what, output_names)
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as err:  # noqa: BLE001
         raise ExportError(f"the exported ONNX model fails onnx.checker (full check): {err}") from err
     return model
+
+
+def describe_model(model: onnx.ModelProto, what: str, output_names: Sequence[str]) -> None:
+    """The producer and doc string every rlexport ONNX model carries."""
+    model.producer_name = "rlexport"
+    model.doc_string = f"{what} exported by rlexport; outputs {list(output_names)}"
 
 
 def save_onnx(model: onnx.ModelProto, metadata: Mapping, path: Path, keys: Sequence[str] | None = ONNX_METADATA_KEYS) -> None:

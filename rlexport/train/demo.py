@@ -3,8 +3,9 @@
 ``rlexport train`` with no options and ``rlexport.train.run_demo(out_dir)`` both run it: 50k
 environment steps with CleanRL's PPO settings on the ONNX engine (acting, GAE and every clip+Adam
 update in ONNX Runtime), then ``artifacts/`` (policy, loss, train step with golden samples) and
-``validation.json``. About 30-45 s on 2 CPU cores shared with other work (~20 s of it start-up, mostly the
-one train-step export; see the README's "Start-up" paragraph), longer on a busier machine.
+``validation.json``. The first run of the configuration exports the start-up graphs and the final
+artifacts' templates; later runs take them from the graph cache (wall times: the README's Training
+section, ``benchmarks/cli_run.py``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ stores the result. The key (``graph_description``) holds everything that changes
 Not the parameter values: every start-up graph (act, gae, train_step) takes the parameters as
 inputs and embeds none of them (``tests/train/test_cache.py`` checks the graph bytes do not
 change with the seed). The golden sample of a cached entry therefore holds the parameters of
-the run that first exported that configuration; it verifies the same graph.
+the run that first exported that configuration; it verifies the same graph. The end of a run's
+templates (``rlexport.export.bake``: ``policy.onnx``/``loss.onnx`` with the parameters and the
+normalisation statistics as inputs) are keyed the same way, the ``lifted`` buffers by dtype and
+shape only.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import hashlib
 import importlib.metadata
 import platform
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,12 @@ import rlexport
 from rlexport.artifact.cache import GraphCache, cache_key
 
 _PLAIN = (bool, int, float, str, type(None))
-_SKIP_ATTRS = {"training", "_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"}
+# not described: nn.Module's own bookkeeping (described below as parameters, buffers, submodules)
+# and memo caches a module fills on its first call (``_forward_function``: the keyword forward of
+# ``rlexport.inputs``; ``_call_plan_cache``: a loss's input/output plan), which derive from the
+# attributes that are described; with them a module's key would depend on whether it was called
+_SKIP_ATTRS = {"training", "_parameters", "_buffers", "_modules", "_non_persistent_buffers_set",
+               "_forward_function", "_call_plan_cache"}
 
 
 def _value_digest(value: torch.Tensor | np.ndarray) -> dict[str, Any]:
@@ -81,17 +89,22 @@ def _describe(value: Any, depth: int, seen: set[int]) -> Any:
             "attrs": {k: _describe(v, depth - 1, seen) for k, v in sorted(vars(value).items())}}
 
 
-def module_fingerprint(module: nn.Module) -> dict[str, Any]:
-    """Everything about ``module`` that an export bakes into a graph, parameter values excepted."""
+def module_fingerprint(module: nn.Module, lifted: Sequence[str] = ()) -> dict[str, Any]:
+    """Everything about ``module`` that an export bakes into a graph, parameter values excepted;
+    the buffers named in ``lifted`` (graph inputs of a template, ``rlexport.export.bake``) by
+    dtype and shape only."""
+    lifted = set(lifted)
     out: dict[str, Any] = {}
     for name, sub in module.named_modules(remove_duplicate=False):
+        prefix = f"{name}." if name else ""
         attrs = {k: _describe(v, 3, set()) for k, v in sorted(vars(sub).items()) if k not in _SKIP_ATTRS}
         out[name or "."] = {
             "class": f"{type(sub).__module__}.{type(sub).__qualname__}",
             "attrs": attrs,
             "parameters": {n: {"dtype": str(p.dtype), "shape": list(p.shape), "requires_grad": p.requires_grad}
                            for n, p in sub.named_parameters(recurse=False)},
-            "buffers": {n: _value_digest(b) for n, b in sub.named_buffers(recurse=False)},
+            "buffers": {n: ({"dtype": str(b.dtype), "shape": list(b.shape), "lifted": True} if prefix + n in lifted
+                            else _value_digest(b)) for n, b in sub.named_buffers(recurse=False)},
         }
     return out
 
@@ -129,20 +142,22 @@ def versions() -> dict[str, Any]:
 
 
 def graph_description(kind: str, module: nn.Module, example: Mapping[str, Any],
-                      options: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON description whose ``cache_key`` names one cached graph (see the module docstring)."""
-    return {"kind": kind, "options": dict(options), "module": module_fingerprint(module),
+                      options: Mapping[str, Any], lifted: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON description whose ``cache_key`` names one cached graph (see the module docstring;
+    ``lifted``: buffers the graph takes as inputs, described without their values)."""
+    return {"kind": kind, "options": dict(options), "module": module_fingerprint(module, lifted),
             "example": _example_signature(example), "versions": versions()}
 
 
 def export_cached(cache: GraphCache | None, kind: str, module: nn.Module, example: Mapping[str, Any], dest: Path,
-                  export: Callable[[Path], Any], options: Mapping[str, Any]) -> bool:
+                  export: Callable[[Path], Any], options: Mapping[str, Any], lifted: Sequence[str] = ()) -> bool:
     """``dest`` (``X.onnx`` + sidecars) from ``cache`` when it holds this graph (True), else
-    ``export(dest)`` and a copy into ``cache`` (False). ``cache=None``: always export."""
+    ``export(dest)`` and a copy into ``cache`` (False). ``cache=None``: always export.
+    ``lifted``: buffers of ``module`` the graph takes as inputs (their values are not in the key)."""
     if cache is None:
         export(dest)
         return False
-    description = graph_description(kind, module, example, options)
+    description = graph_description(kind, module, example, options, lifted)
     key = cache_key(description)
     if cache.fetch(key, dest):
         return True

@@ -21,7 +21,7 @@ def exported_run(tmp_path_factory):
 
 def test_run_ends_with_validated_artifacts(exported_run):
     out, text = exported_run
-    assert "validation passed" in text
+    assert "validation passed" in " ".join(text.split())  # rich wraps at 80 columns; long tmp paths move the break
     doc = json.loads((out / "validation.json").read_text())
     assert doc["passed"], doc
     for name in ("policy", "loss", "train_step"):
