@@ -414,6 +414,17 @@ class LossModule(nn.Module):
         outputs = self._compute(inputs, plan.wanted)
         return pack_outputs(outputs, plan.out_keys)
 
+    def call_layout_checked(self, **inputs: torch.Tensor):
+        """``loss(**inputs)`` for an eager caller that already made one checked call with inputs
+        of these names, shapes and dtypes (and the same loss options): the same ops and outputs
+        without re-running the layout check (metadata only; it cannot change a number). Keys and
+        tensor types are still checked. The caller keeps the signature it checked (the torch
+        engine's ``update``: one per minibatch shape)."""
+        inputs = self._resolve_aliases(inputs)
+        plan = self._call_plan(inputs)
+        outputs = self._compute(self._check_inputs(inputs, plan), plan.wanted)
+        return pack_outputs(outputs, plan.out_keys)
+
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 

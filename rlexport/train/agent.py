@@ -289,6 +289,21 @@ def _split_noise(noise: torch.Tensor, actor: CompositeActor) -> dict[str, torch.
     return out
 
 
+def layer_forwards(module: nn.Module) -> list:
+    """``module``'s computation as a flat list of ``forward`` methods to apply in turn: a plain
+    ``nn.Sequential`` (its exact type, so no overridden ``forward``) is opened into its layers,
+    recursively; any other module is kept whole (its ``forward``). Calling the list runs the same
+    ops as ``module(x)`` minus ``nn.Module.__call__``'s per-layer dispatch, so it is only used
+    when no layer has hooks (else ``[module]``). The methods are bound to the layers, so they
+    see the parameters' in-place updates."""
+    mods = list(module.modules())
+    if any(m._forward_hooks or m._forward_pre_hooks for m in mods):
+        return [module]
+    if type(module) is not nn.Sequential:
+        return [module.forward]
+    return [f for child in module for f in layer_forwards(child)]
+
+
 class Sampler(nn.Module):
     """``(observation, noise) -> (action, sample_log_prob)``: one acting step, noise given
     (composite: packed noise in, packed action and the summed log-prob out)."""
@@ -303,11 +318,19 @@ class Sampler(nn.Module):
     def forward(self, observation: torch.Tensor, noise: torch.Tensor):
         return self.draw(self.actor_network.get_dist(observation=observation), noise)
 
-    def act(self, observation: torch.Tensor, noise: torch.Tensor):
+    def act(self, observation: torch.Tensor, noise: torch.Tensor, layers: Sequence | None = None):
         """``forward``'s ops without the actor wrapper's input checks (the caller passes an
-        ``observation`` of the network's dtype): the torch engine's per-step call."""
+        ``observation`` of the network's dtype): the torch engine's per-step call. ``layers``:
+        ``layer_forwards(self.actor_network.module)``, computed once by the caller (the same ops
+        without ``nn.Module.__call__`` per layer); ``None``: the module is called."""
         actor = self.actor_network
-        return self.draw(actor.build_dist(actor._params(actor.module(observation))), noise)
+        if layers is None:
+            out = actor.module(observation)
+        else:
+            out = observation
+            for forward in layers:
+                out = forward(out)
+        return self.draw(actor.build_dist(actor._params(out)), noise)
 
     def draw(self, dist, noise: torch.Tensor):
         """``(action, sample_log_prob)`` drawn from ``dist`` with ``noise``."""

@@ -32,7 +32,7 @@ from rlexport.runtime.onnx import NUMPY_DTYPE_OF_ORT_TYPE, make_session
 from rlexport.runtime.trainer import BoundTrainStep, OnnxTrainer
 from rlexport.value import GAE
 
-from .agent import AgentSpec, Sampler
+from .agent import AgentSpec, Sampler, layer_forwards
 from .config import TrainConfig
 from .graph_cache import export_cached
 
@@ -138,12 +138,14 @@ class TorchEngine:
         self.loss = build_loss(cfg, actor, critic)
         self.actor, self.critic = loss_networks(self.loss, actor, critic)
         self.sampler = Sampler(self.actor, spec.kind)
+        self._act_layers = layer_forwards(self.actor.module)
         self.gae_module = GaeModule(self.critic, cfg.gamma, cfg.gae_lambda)
         self.params = named_trainable(self.loss)
         # fused: one kernel for all parameters instead of a Python loop over them (~5x less time
         # per step for CleanRL-sized networks); the same update rule
         self.optimizer = torch.optim.Adam(list(self.params.values()), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         self._param_list = list(self.params.values())
+        self._checked_signature: tuple | None = None  # input shapes/dtypes the loss last checked
         self.input_names = loss_inputs(self.loss, cfg, spec)
         self.out_keys = [k if isinstance(k, str) else "_".join(k) for k in self.loss.out_keys]
 
@@ -151,7 +153,7 @@ class TorchEngine:
     def act(self, obs: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # inference mode: no autograd bookkeeping (version counters, views) on the per-step path
         with torch.inference_mode():
-            a, lp = self.sampler.act(torch.from_numpy(obs), torch.from_numpy(noise))
+            a, lp = self.sampler.act(torch.from_numpy(obs), torch.from_numpy(noise), self._act_layers)
         return a.numpy(), lp.numpy()
 
     def gae(self, rollout: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +165,15 @@ class TorchEngine:
     def update(self, mb: Mapping[str, np.ndarray], lr: float) -> dict[str, float]:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        outs = as_tuple(self.loss(**_to_torch({k: mb[k] for k in self.input_names})))  # one output: a bare tensor
+        inputs = _to_torch({k: mb[k] for k in self.input_names})
+        # the loss's layout check (metadata only) once per minibatch signature, not every step
+        signature = tuple((v.shape, v.dtype) for v in inputs.values())
+        if signature == self._checked_signature:
+            outs = self.loss.call_layout_checked(**inputs)
+        else:
+            outs = self.loss(**inputs)
+            self._checked_signature = signature
+        outs = as_tuple(outs)  # one output: a bare tensor
         total = loss_total(self.out_keys, outs)
         for p in self._param_list:  # zero_grad(set_to_none=True) without the optimizer's profiler hooks
             p.grad = None

@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import torch
 from torch import distributions as D
+from torch import nn
 
+from rlexport.inputs import InputError
 from rlexport.train import make_config
+from rlexport.train.agent import layer_forwards
 from rlexport.train.engines import loss_total
 from rlexport.train.loop import Trainer
 
@@ -81,3 +84,29 @@ def test_update_is_a_torch_optim_adam_step(tmp_path, kind):
         for (name, p), q in zip(eng.params.items(), ref_params):
             torch.testing.assert_close(p.detach(), q.detach(), msg=f"step {step}: parameter {name}")
     assert float(eng.state()["adam.step"]) == 3.0
+
+
+def test_layer_forwards_opens_plain_sequentials_and_keeps_hooked_modules_whole():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Sequential(nn.Linear(5, 2), nn.ReLU()))
+    x = torch.randn(4, 3)
+    forwards = layer_forwards(net)
+    assert len(forwards) == 4
+    out = x
+    for f in forwards:
+        out = f(out)
+    assert torch.equal(out, net(x))
+    net[2][0].register_forward_hook(lambda m, i, o: o * 2)  # a hook anywhere: the module is called whole
+    assert layer_forwards(net) == [net]
+
+
+def test_update_checks_the_layout_again_when_the_minibatch_shape_changes(tmp_path):
+    tr = _trainer(tmp_path, "categorical")
+    eng = tr.engine
+    ex = tr._example_minibatch()
+    mb = {k: ex[k] for k in eng.input_names}
+    eng.update(mb, 1e-3)
+    eng.update(mb, 1e-3)  # same signature: the already checked path
+    bad = dict(mb, advantage=np.asarray(mb["advantage"]).reshape(-1))  # [B] instead of [B, 1]
+    with pytest.raises(InputError, match="advantage"):
+        eng.update(bad, 1e-3)
