@@ -407,12 +407,7 @@ class LossModule(nn.Module):
             from rlexport.tensordict import call_loss  # lazy: only TensorDict callers import tensordict
 
             return call_loss(self, td)
-        kwargs = self._resolve_aliases(kwargs)
-        plan = self._call_plan(kwargs)
-        inputs = self._check_inputs(kwargs, plan)
-        self._check_layout(inputs)
-        outputs = self._compute(inputs, plan.wanted)
-        return pack_outputs(outputs, plan.out_keys)
+        return self._tensor_call(kwargs, check_layout=True)
 
     def call_layout_checked(self, **inputs: torch.Tensor):
         """``loss(**inputs)`` for an eager caller that already made one checked call with inputs
@@ -420,10 +415,17 @@ class LossModule(nn.Module):
         without re-running the layout check (metadata only; it cannot change a number). Keys and
         tensor types are still checked. The caller keeps the signature it checked (the torch
         engine's ``update``: one per minibatch shape)."""
-        inputs = self._resolve_aliases(inputs)
-        plan = self._call_plan(inputs)
-        outputs = self._compute(self._check_inputs(inputs, plan), plan.wanted)
-        return pack_outputs(outputs, plan.out_keys)
+        return self._tensor_call(inputs, check_layout=False)
+
+    def _tensor_call(self, kwargs: dict[str, Any], *, check_layout: bool):
+        """Aliases resolved, keys and tensor types checked (and the layout when ``check_layout``),
+        then the wanted outputs computed and packed in ``out_keys`` order."""
+        kwargs = self._resolve_aliases(kwargs)
+        plan = self._call_plan(kwargs)
+        inputs = self._check_inputs(kwargs, plan)
+        if check_layout:
+            self._check_layout(inputs)
+        return pack_outputs(self._compute(inputs, plan.wanted), plan.out_keys)
 
     def _compute(self, inputs: dict[str, torch.Tensor], wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
