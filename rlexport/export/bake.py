@@ -35,10 +35,11 @@ LIFTED_PREFIX = "lifted_"
 
 class LiftedTensors(nn.Module):
     """``module(**inputs)`` with its parameters and the buffers ``buffers`` as further keyword
-    inputs ``lifted_<name with . as _>`` (``torch.func.functional_call``); ``names`` maps each
-    keyword to the tensor's name in ``module``."""
+    inputs ``<prefix><name with . as _>`` (``torch.func.functional_call``; ``export_onnx`` names
+    graph inputs by keyword, so they must be Python identifiers); ``names`` maps each keyword to
+    the tensor's name in ``module``."""
 
-    def __init__(self, module: nn.Module, buffers: Sequence[str] = ()):
+    def __init__(self, module: nn.Module, buffers: Sequence[str] = (), prefix: str = LIFTED_PREFIX):
         super().__init__()
         self.module = module
         own = dict(module.named_buffers())
@@ -46,7 +47,7 @@ class LiftedTensors(nn.Module):
         if missing:
             raise ValueError(f"{type(module).__name__} has no buffer {missing[0]!r}; its buffers: {sorted(own)}")
         tensors = [n for n, _ in module.named_parameters()] + list(buffers)
-        self.names = {LIFTED_PREFIX + n.replace(".", "_"): n for n in tensors}
+        self.names = {prefix + n.replace(".", "_"): n for n in tensors}
         if len(self.names) != len(tensors):
             raise ValueError(f"{type(module).__name__}: tensor names collide once '.' becomes '_': {tensors}")
         self.in_keys = list(self.names) + list(getattr(module, "in_keys", []))

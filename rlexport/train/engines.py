@@ -26,6 +26,7 @@ from torch import nn
 import rlexport.objectives as objectives
 from rlexport.artifact.cache import GraphCache
 from rlexport.export import export_onnx
+from rlexport.export.bake import LiftedTensors
 from rlexport.export.plan import as_tuple
 from rlexport.export.train_step import export_train_step
 from rlexport.runtime.onnx import NUMPY_DTYPE_OF_ORT_TYPE, make_session
@@ -240,19 +241,14 @@ def train_step_hyperparams(cfg, lr: float) -> dict[str, float]:
             "betas": (0.9, 0.999), "weight_decay": 0.0, "max_grad_norm": float(cfg.max_grad_norm)}
 
 
-class WithParams(nn.Module):
-    """``module(**inputs)`` with the module's parameters as further keyword inputs, so that an
-    exported graph takes them as inputs (``rlexport.export.export_onnx`` names graph inputs by
-    keyword). The keywords are ``param_<name with . as _>`` (``export_onnx`` needs Python
-    identifiers); ``state_names`` maps each to the train-step graph's ``param.<name>``."""
+class WithParams(LiftedTensors):
+    """``module(**inputs)`` with the module's parameters as further keyword inputs
+    ``param_<name with . as _>`` (:class:`rlexport.export.bake.LiftedTensors` with that prefix and
+    no buffers), so that an exported graph takes them as inputs; ``state_names`` maps each to the
+    train-step graph's ``param.<name>``."""
 
     def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-        self.names = {"param_" + n.replace(".", "_"): n for n, _ in module.named_parameters()}
-        if len(self.names) != len(dict(module.named_parameters())):
-            raise ValueError(f"WithParams: parameter names collide once '.' becomes '_': {list(self.names.values())}")
-        self.in_keys = list(self.names) + list(getattr(module, "in_keys", []))
+        super().__init__(module, prefix="param_")
         self.out_keys = list(getattr(module, "out_keys", []))
 
     @property
@@ -260,13 +256,7 @@ class WithParams(nn.Module):
         return {k: f"param.{n}" for k, n in self.names.items()}
 
     def example_params(self) -> dict[str, torch.Tensor]:
-        named = dict(self.module.named_parameters())
-        return {k: named[n].detach().clone() for k, n in self.names.items()}
-
-    def forward(self, **inputs):
-        params = {self.names[k]: v for k, v in inputs.items() if k in self.names}
-        rest = {k: v for k, v in inputs.items() if k not in self.names}
-        return torch.func.functional_call(self.module, params, args=(), kwargs=rest)
+        return self.values()
 
 
 class _OrtGraph:
