@@ -36,7 +36,8 @@ def _torchlib_registry(opset: int):
     # lazy: torch's ONNX exporter internals take seconds to import; only exports need them
     from torch.onnx._internal.exporter import _constants, _registration
 
-    return _registration.ONNXRegistry.from_torchlib(opset_version=max(opset, _constants.TORCHLIB_OPSET))
+    with quiet():  # it logs a warning per torchvision op it skips; built outside an export too
+        return _registration.ONNXRegistry.from_torchlib(opset_version=max(opset, _constants.TORCHLIB_OPSET))
 
 
 def _resolve_opset(opset: int | None) -> int:

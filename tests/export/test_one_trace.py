@@ -7,11 +7,14 @@ in-place ops against eager torch and the resulting gradient graph against ``torc
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnxruntime as ort
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from rlexport.export import onnx as onnx_export
 from rlexport.export.capture import capture_function, functionalize_single_use
 from rlexport.export.onnx import onnx_decompositions, to_onnx, translatable_as_is
 
@@ -124,3 +127,11 @@ def test_program_with_unregistered_ops_takes_the_full_path():
     (out,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     ref = torch.nn.functional.smooth_l1_loss(torch.from_numpy(x), torch.zeros(6, 2))
     np.testing.assert_allclose(out, ref.numpy(), rtol=1e-6)
+
+
+def test_registry_build_logs_nothing(caplog):
+    """Building the ATen -> ONNX registry (also done outside an export, for the decomposition
+    table) logs none of torch's per-op "torchvision is not installed" warnings."""
+    with caplog.at_level(logging.WARNING):
+        onnx_export._torchlib_registry.__wrapped__(18)  # a fresh build, not the process's cached one
+    assert "torchvision" not in caplog.text
