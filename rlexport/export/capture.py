@@ -1,20 +1,30 @@
 """Capture: a module or a functional step as a ``torch.export.ExportedProgram`` with dynamic dims.
 
-- :func:`capture_module`: ``torch.export`` of a keyword-forward module (forward artifacts);
-- :func:`capture_function`: ``make_fx(..., tracing_mode="symbolic")`` of a function of flat
-  tensors (autograd graphs: gradients, train steps), then ``torch.export`` of the traced graph.
-  Given a decomposition table (the ONNX exporter's, ``rlexport.export.onnx.onnx_decompositions``)
-  ``make_fx`` decomposes while it traces and in-place ops on single-use intermediates become their
-  out-of-place forms (:func:`functionalize_single_use`), so the program needs no second
-  decomposition trace before translation.
+- :func:`capture_module`: a keyword-forward module (forward artifacts). For ``.pt2``,
+  AOTInductor and TorchScript, ``torch.export``; for ONNX (given the exporter's decomposition
+  table) one decomposing ``make_fx`` trace of the module made functional (its parameters and
+  buffers are the program's);
+- :func:`capture_function`: a function of flat tensors (autograd graphs: gradients, train
+  steps), one ``make_fx`` trace with autograd recorded into the graph.
 
-Both go through the one :func:`positional_adapter` (inputs positional, in input-name order) and
-the one dynamic-shapes declaration (:func:`torch_dynamic_shapes`: one ``torch.export.Dim`` per
-label, retried with ``Dim.DYNAMIC`` when a guard on a dim fails the export).
+The ONNX path traces ONCE: ``make_fx`` over fake inputs whose declared dims are one symbol per
+label (:func:`symbolic_inputs`), decomposing by the exporter's table while it traces, in-place
+ops on single-use intermediates made out-of-place (:func:`functionalize_single_use`), then the
+graph is wrapped as the program as it is (:func:`program_from_graph`): no ``torch.export``
+re-trace and no second decomposition trace in the translation
+(``rlexport.export.onnx.translatable_as_is``). A declared dim the forward fixes to one size is
+refused by name (:func:`check_dims_kept`); every artifact is then verified at other sizes.
+
+The ``torch.export`` path goes through the one :func:`positional_adapter` (inputs positional, in
+input-name order) and the one dynamic-shapes declaration (:func:`torch_dynamic_shapes`: one
+``torch.export.Dim`` per label, retried with ``Dim.DYNAMIC`` when a guard on a dim fails the
+export).
 """
 
 from __future__ import annotations
 
+import contextlib
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -110,33 +120,206 @@ def export_adapter(adapter: nn.Module, args: Sequence[torch.Tensor], dims: Dynam
 
 
 def capture_module(module: nn.Module, input_names: Sequence[str], args: Sequence[torch.Tensor], dims: DynamicDims,
-                   indices: Sequence[int] | None = None, what: str | None = None) -> torch.export.ExportedProgram:
-    """``torch.export`` of ``module`` called with keyword inputs (placeholders carry the names)."""
+                   indices: Sequence[int] | None = None, what: str | None = None,
+                   decompositions: Mapping[Any, Callable] | None = None) -> torch.export.ExportedProgram:
+    """The program of ``module`` called with keyword inputs (placeholders carry the names; its
+    parameters and buffers are the program's, under their ``module.<name>`` names).
+
+    Without ``decompositions``: ``torch.export`` (``.pt2``, AOTInductor, TorchScript's input).
+    With the ONNX exporter's table: one decomposing trace (:func:`capture_function`), which the
+    ONNX translation takes as it is."""
     adapter = positional_adapter(module, input_names, indices)
-    return export_adapter(adapter, args, dims, what or type(module).__name__)
+    what = what or type(module).__name__
+    if not decompositions:
+        return export_adapter(adapter, args, dims, what)
+    parameters = {n: p.detach() for n, p in adapter.named_parameters()}
+    buffers = {n: b.detach() for n, b in adapter.named_buffers()}
+    names = [*parameters, *buffers]
+
+    def flat_fn(*flat):
+        return torch.func.functional_call(adapter, dict(zip(names, flat[:len(names)])), tuple(flat[len(names):]))
+
+    return capture_function(flat_fn, input_names, args, dims, what, decompositions, parameters=parameters, buffers=buffers,
+                            keep_composite=True)
 
 
 def capture_function(fn: Callable[..., tuple[torch.Tensor, ...]], input_names: Sequence[str],
                      args: Sequence[torch.Tensor], dims: DynamicDims, what: str,
-                     decompositions: Mapping[Any, Callable] | None = None) -> torch.export.ExportedProgram:
-    """``make_fx(fn, symbolic)`` (autograd recorded into the graph) then ``torch.export`` of the
-    traced graph, taking ``args`` positionally in ``input_names`` order.
+                     decompositions: Mapping[Any, Callable] | None = None, *,
+                     parameters: Mapping[str, torch.Tensor] | None = None,
+                     buffers: Mapping[str, torch.Tensor] | None = None,
+                     keep_composite: bool = False) -> torch.export.ExportedProgram:
+    """The ``ExportedProgram`` of ``fn`` from ONE ``make_fx`` trace (autograd recorded into the
+    graph), taking ``args`` positionally in ``input_names`` order.
+
+    ``fn`` is called as ``fn(*parameters.values(), *buffers.values(), *args)``: ``parameters`` and
+    ``buffers`` (by module name) become the program's parameters and buffers (ONNX initializers of
+    those names), ``args`` its user inputs.
 
     ``decompositions``: an ATen decomposition table applied while tracing (in-place overloads are
-    left out of it: :func:`functionalize_single_use` or the later decomposition handles them)."""
+    left out of it: :func:`functionalize_single_use` handles those). With one, the trace runs over
+    fake inputs whose declared dims (``dims``) are symbolic and every other dim static, dims
+    sharing a label are one size, and the graph becomes the program as it is
+    (:func:`program_from_graph`): no ``torch.export`` re-trace. Without one (a ``.pt2``/AOTInductor
+    train step), ``make_fx`` traces every dim symbolically and ``torch.export`` re-traces the graph
+    with the declared dims.
+
+    ``keep_composite``: composite ops the table does not decompose stay single calls
+    (:func:`keep_composite_ops`); only for a ``fn`` without autograd inside (it disables their
+    autograd formulas while tracing)."""
+    parameters, buffers = dict(parameters or {}), dict(buffers or {})
+    lifted = [*parameters.values(), *buffers.values()]
     table = None
     if decompositions:
         table = {op: fn_ for op, fn_ in decompositions.items()
                  if not (isinstance(op, torch._ops.OpOverload) and op._schema.is_mutable)}
     try:
         with fx_config.patch(use_duck_shape=False), quiet():
-            gm = make_fx(fn, decomposition_table=table, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*args)
+            if table is None:
+                gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*lifted, *args)
+            else:
+                fake_args = symbolic_inputs(input_names, args, dims, lifted)
+                with keep_composite_ops(table) if keep_composite else contextlib.nullcontext(table) as python_table:
+                    gm = make_fx(fn, decomposition_table=python_table, tracing_mode="symbolic",
+                                 _allow_non_fake_inputs=True)(*fake_args)
+    except ExportError:
+        raise
     except Exception as err:  # noqa: BLE001
         raise ExportError(f"tracing {what} failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
     dedupe_cond_operands(gm)
-    if table is not None:
-        functionalize_single_use(gm)
-    return export_adapter(positional_adapter(gm, input_names, keywords=False), args, dims, what)
+    if table is None:
+        if lifted:
+            raise ValueError("capture_function: parameters/buffers need a decomposition table (the one-trace path)")
+        return export_adapter(positional_adapter(gm, input_names, keywords=False), args, dims, what)
+    functionalize_single_use(gm)
+    expand_sym_numel(gm)
+    check_dims_kept(gm, input_names, dims, len(lifted), what)
+    try:
+        return program_from_graph(gm, parameters, buffers, input_names)
+    except Exception as err:  # noqa: BLE001
+        raise ExportError(f"the traced graph of {what} is not a valid program: {type(err).__name__}: "
+                          f"{str(err).strip()[:2000]}") from err
+
+
+@contextlib.contextmanager
+def keep_composite_ops(table: Mapping[Any, Callable]):
+    """While tracing, the composite ATen ops ``table`` does not decompose (e.g. ``aten.linear``,
+    which torchlib translates as one ``MatMul`` + ``Add`` where its decomposition is a transpose,
+    reshapes and a ``Gemm``) stay single calls, as in ``ExportedProgram.run_decompositions(table)``
+    (the ONNX exporter's own pass); yields the rest of ``table`` for ``make_fx``."""
+    # lazy: torch.export internals, as run_decompositions uses them
+    from torch.export.exported_program import (_override_composite_implicit_decomp,
+                                               _split_decomp_table_to_cia_and_python_decomp)
+
+    composite, python_table = _split_decomp_table_to_cia_and_python_decomp(dict(table))
+    with _override_composite_implicit_decomp(composite):
+        yield python_table
+
+
+def symbolic_inputs(input_names: Sequence[str], args: Sequence[torch.Tensor], dims: DynamicDims,
+                    static: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:
+    """Fake tensors (one fake mode with a shape environment) shaped like ``static`` (every dim
+    static) then like ``args``: the dims ``dims`` declares are one symbolic size per label
+    (``batch``, ``time``), shared by every input that carries the label; the others static."""
+    from torch._dynamo.source import ConstantSource  # lazy: torch._dynamo is seconds to import
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+
+    shape_env = ShapeEnv(duck_shape=False)
+    mode = FakeTensorMode(shape_env=shape_env, allow_non_fake_inputs=True)
+    symbols: dict[str, torch.SymInt] = {}
+    for name, t in zip(input_names, args):
+        for d, label in dims.get(name, {}).items():
+            if label not in symbols:
+                source = ConstantSource(label)
+                symbol = shape_env.create_symbol(int(t.shape[d]), source, dynamic_dim=DimDynamic.DYNAMIC)
+                symbols[label] = shape_env.create_symintnode(symbol, hint=int(t.shape[d]), source=source)
+
+    def fake(t: torch.Tensor, spec: Mapping[int, str]) -> torch.Tensor:
+        sizes = [symbols[spec[d]] if d in spec else int(n) for d, n in enumerate(t.shape)]
+        strides, step = [], 1
+        for n in reversed(sizes):
+            strides.insert(0, step)
+            step = step * n
+        with mode:
+            return torch.empty_strided(sizes, strides, dtype=t.dtype, device=t.device, requires_grad=False)
+
+    return [fake(t, {}) for t in static] + [fake(t, dims.get(n, {})) for n, t in zip(input_names, args)]
+
+
+def check_dims_kept(gm: torch.fx.GraphModule, input_names: Sequence[str], dims: DynamicDims, skip: int, what: str) -> None:
+    """Raise ``ExportError`` when the traced graph fixed a declared dynamic dim to one size (code
+    that only works at the example's size): the dim, its label and the size."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"][skip:]
+    for name, node in zip(input_names, placeholders):
+        val = node.meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            continue
+        for d, label in dims.get(name, {}).items():
+            size = val.shape[d]
+            if isinstance(size, torch.SymInt):
+                expr = size.node.shape_env.replace(size.node.expr)
+                if not expr.is_number:
+                    continue
+                size = int(expr)
+            raise ExportError(f"{what}: the graph works only at {label}={size} (input {name!r} dim {d}): "
+                              f"code in its forward fixes that size; declare that dim static or make the code size-independent")
+
+
+def program_from_graph(gm: torch.fx.GraphModule, parameters: Mapping[str, torch.Tensor],
+                       buffers: Mapping[str, torch.Tensor], input_names: Sequence[str]) -> torch.export.ExportedProgram:
+    """``gm`` (a ``make_fx`` graph: placeholders for ``parameters``, ``buffers`` then the user
+    inputs; tensor constants as ``get_attr``) as an ``ExportedProgram``: constants lifted to
+    placeholders between the buffers and the user inputs, the signature of those kinds."""
+    from torch.export.graph_signature import (ExportGraphSignature, InputKind, InputSpec, OutputKind, OutputSpec,
+                                              TensorArgument)
+
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    n_lifted = len(parameters) + len(buffers)
+    if len(placeholders) != n_lifted + len(input_names):
+        raise ExportError(f"the traced graph has {len(placeholders)} inputs, expected {n_lifted + len(input_names)}")
+    fake_mode = next((n.meta["val"].fake_mode for n in placeholders if isinstance(n.meta.get("val"), torch.Tensor)), None)
+    constants: dict[str, torch.Tensor] = {}
+    first_user = placeholders[n_lifted] if input_names else None
+    lifted_constants = []
+    by_target: dict[str, torch.fx.Node] = {}
+    for node in list(gm.graph.nodes):
+        if node.op != "get_attr" or not isinstance(getattr(gm, node.target, None), torch.Tensor):
+            continue
+        ph = by_target.get(node.target)
+        if ph is None:
+            value = getattr(gm, node.target)
+            name = f"c_{node.target}"
+            anchor = first_user if first_user is not None else next(n for n in gm.graph.nodes if n.op != "placeholder")
+            with gm.graph.inserting_before(anchor):
+                ph = gm.graph.placeholder(name)
+            ph.meta["val"] = fake_mode.from_tensor(value, static_shapes=True) if fake_mode is not None else value
+            constants[name] = value
+            lifted_constants.append(ph)
+            by_target[node.target] = ph
+        node.replace_all_uses_with(ph)
+        gm.graph.erase_node(node)
+    for target in by_target:
+        delattr(gm, target)
+    gm.graph.lint()
+    gm.recompile()
+    specs = [InputSpec(InputKind.PARAMETER, TensorArgument(ph.name), target=n)
+             for ph, n in zip(placeholders, parameters)]
+    specs += [InputSpec(InputKind.BUFFER, TensorArgument(ph.name), target=n, persistent=True)
+              for ph, n in zip(placeholders[len(parameters):n_lifted], buffers)]
+    specs += [InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(ph.name), target=ph.name) for ph in lifted_constants]
+    specs += [InputSpec(InputKind.USER_INPUT, TensorArgument(ph.name), target=None) for ph in placeholders[n_lifted:]]
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    outs = []
+    for arg in torch.fx.node.map_arg(output.args[0], lambda n: n) if isinstance(output.args[0], (list, tuple)) else (output.args[0],):
+        if not isinstance(arg, torch.fx.Node):
+            raise ExportError(f"the traced graph returns a non-tensor output {arg!r}")
+        outs.append(OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(arg.name), target=None))
+    signature = ExportGraphSignature(input_specs=specs, output_specs=outs)
+    state = {**{n: nn.Parameter(t.detach(), requires_grad=False) for n, t in parameters.items()},
+             **{n: t.detach() for n, t in buffers.items()}}
+    return torch.export.ExportedProgram(root=gm, graph=gm.graph, graph_signature=signature, state_dict=state,
+                                        range_constraints={}, module_call_graph=[], constants=constants)
 
 
 def _returns_fresh_tensor(node: torch.fx.Node) -> bool:
@@ -168,6 +351,48 @@ def functionalize_single_use(gm: torch.fx.GraphModule) -> int:
         if functional is None or functional._schema.is_mutable:
             continue
         node.target = functional
+        count += 1
+    if count:
+        gm.graph.lint()
+        gm.recompile()
+    return count
+
+
+def expand_sym_numel(gm: torch.fx.GraphModule) -> int:
+    """Rewrite ``aten.sym_numel(x)`` (a mean's divisor, which torchlib has no function for) as
+    the product of ``x``'s static sizes and its ``aten.sym_size.int(x, d)`` symbolic ones, what
+    ``torch.export`` records for it. Returns the number of nodes rewritten."""
+    count = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target is not torch.ops.aten.sym_numel.default:
+            continue
+        x = node.args[0]
+        shape = x.meta["val"].shape
+        static = 1
+        product = None
+        with gm.graph.inserting_before(node):
+            for d, size in enumerate(shape):
+                if not isinstance(size, torch.SymInt):
+                    static *= int(size)
+                    continue
+                dim = gm.graph.call_function(torch.ops.aten.sym_size.int, (x, d))
+                dim.meta["val"] = size
+                if product is None:
+                    product = dim
+                else:
+                    value = product.meta["val"] * size
+                    product = gm.graph.call_function(operator.mul, (product, dim))
+                    product.meta["val"] = value
+            if product is None:
+                replacement = static
+            elif static != 1:
+                value = product.meta["val"] * static
+                replacement = gm.graph.call_function(operator.mul, (product, static))
+                replacement.meta["val"] = value
+            else:
+                replacement = product
+        node.replace_all_uses_with(replacement)
+        gm.graph.erase_node(node)
         count += 1
     if count:
         gm.graph.lint()

@@ -269,7 +269,8 @@ def export_onnx(
     check_output_path(path)
     plan = plan_export(module, example, dynamic=dynamic, dtype=dtype, output_names=output_names)
     what = type(plan.original).__name__
-    ep = capture_module(plan.module, plan.input_names, plan.args, plan.dims, plan.output_indices, what)
+    ep = capture_module(plan.module, plan.input_names, plan.args, plan.dims, plan.output_indices, what,
+                        decompositions=onnx_decompositions(opset))
     model = to_onnx(ep, plan.input_names, plan.output_names, plan.dims, opset=opset, what=what)
     meta = plan.metadata("onnx", {"opset": opset_of(model), "nodes": len(model.graph.node)})
     return write_artifact(path, meta, lambda p: save_onnx(model, meta, p), plan.golden(), verify=verify)

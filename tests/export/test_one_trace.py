@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 import onnxruntime as ort
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
@@ -135,3 +136,74 @@ def test_registry_build_logs_nothing(caplog):
     with caplog.at_level(logging.WARNING):
         onnx_export._torchlib_registry.__wrapped__(18)  # a fresh build, not the process's cached one
     assert "torchvision" not in caplog.text
+
+
+# ----------------------------------------------------------------------------- forward graphs: one trace
+
+
+class _Scaled3d(torch.nn.Module):
+    """A linear layer on ``[batch, time, F]`` inputs, a plain tensor attribute (a constant, not a
+    buffer) and a buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 2)
+        self.scale = torch.tensor([2.0, -0.5])
+        self.register_buffer("shift", torch.tensor([0.25, 1.0]))
+
+    def forward(self, *, x, y):
+        return self.linear(x) * self.scale + self.shift + y
+
+
+def test_forward_export_is_one_trace_without_torch_export(tmp_path, monkeypatch):
+    """``export_onnx`` traces once (no ``torch.export``), keeps ``aten.linear`` whole (one
+    ``MatMul`` + ``Add``, not a reshaped ``Gemm``), lifts the tensor attribute and the buffer to
+    initializers, and the graph runs at other batch and time sizes."""
+    from rlexport.export import export_onnx
+
+    def no_torch_export(*_a, **_k):
+        raise AssertionError("torch.export.export was called for an ONNX export")
+
+    monkeypatch.setattr(torch.export, "export", no_torch_export)
+    torch.manual_seed(0)
+    module = _Scaled3d()
+    example = {"x": torch.randn(4, 5, 3), "y": torch.randn(4, 5, 2)}
+    path = export_onnx(module, example, tmp_path / "m.onnx", dynamic={"x": {0: "batch", 1: "time"},
+                                                                     "y": {0: "batch", 1: "time"}})
+    import onnx
+
+    model = onnx.load(str(path))
+    ops = [n.op_type for n in model.graph.node]
+    assert "MatMul" in ops and "Gemm" not in ops, ops
+    assert [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input] == \
+        [["batch", "time", 3], ["batch", "time", 2]]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for b, t in ((1, 7), (6, 2)):
+        x, y = torch.randn(b, t, 3), torch.randn(b, t, 2)
+        (out,) = sess.run(None, {"x": x.numpy(), "y": y.numpy()})
+        np.testing.assert_allclose(out, module(x=x, y=y).detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_inputs_sharing_a_label_share_one_symbol():
+    from rlexport.export.capture import symbolic_inputs
+
+    a, b, c = torch.randn(4, 4, 3), torch.randn(4, 4, 1), torch.randn(4, 2)  # batch == time: never merged by value
+    dims = {"a": {0: "batch", 1: "time"}, "b": {0: "batch", 1: "time"}, "c": {0: "batch"}}
+    fa, fb, fc = symbolic_inputs(["a", "b", "c"], [a, b, c], dims)
+    batch, time = fa.shape[0].node.expr, fa.shape[1].node.expr
+    assert fb.shape[0].node.expr == fc.shape[0].node.expr == batch and fb.shape[1].node.expr == time
+    assert batch != time  # two labels, two symbols
+    assert fa.shape[2] == 3 and isinstance(fa.shape[2], int) and isinstance(fc.shape[1], int)
+
+
+def test_a_forward_that_fixes_a_declared_size_is_refused(tmp_path):
+    from rlexport.export import export_onnx
+    from rlexport.export.plan import ExportError
+
+    class FixedBatch(torch.nn.Module):
+        def forward(self, *, x):
+            return x.reshape(8, 3) * 2.0  # works only at batch 8
+
+    with pytest.raises(ExportError, match=r"batch=8 \(input 'x' dim 0\)"):
+        export_onnx(FixedBatch(), {"x": torch.randn(8, 3)}, tmp_path / "f.onnx", dynamic={"x": {0: "batch"}})
+    assert not (tmp_path / "f.onnx").exists()
