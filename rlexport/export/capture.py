@@ -169,6 +169,8 @@ def capture_function(fn: Callable[..., tuple[torch.Tensor, ...]], input_names: S
     autograd formulas while tracing)."""
     parameters, buffers = dict(parameters or {}), dict(buffers or {})
     lifted = [*parameters.values(), *buffers.values()]
+    if lifted and not decompositions:
+        raise ValueError("capture_function: parameters/buffers need a decomposition table (the one-trace path)")
     table = None
     if decompositions:
         table = {op: fn_ for op, fn_ in decompositions.items()
@@ -176,7 +178,7 @@ def capture_function(fn: Callable[..., tuple[torch.Tensor, ...]], input_names: S
     try:
         with fx_config.patch(use_duck_shape=False), quiet():
             if table is None:
-                gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*lifted, *args)
+                gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*args)
             else:
                 fake_args = symbolic_inputs(input_names, args, dims, lifted)
                 with keep_composite_ops(table) if keep_composite else contextlib.nullcontext(table) as python_table:
@@ -188,8 +190,6 @@ def capture_function(fn: Callable[..., tuple[torch.Tensor, ...]], input_names: S
         raise ExportError(f"tracing {what} failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
     dedupe_cond_operands(gm)
     if table is None:
-        if lifted:
-            raise ValueError("capture_function: parameters/buffers need a decomposition table (the one-trace path)")
         return export_adapter(positional_adapter(gm, input_names, keywords=False), args, dims, what)
     functionalize_single_use(gm)
     expand_sym_numel(gm)
@@ -230,6 +230,9 @@ def symbolic_inputs(input_names: Sequence[str], args: Sequence[torch.Tensor], di
     symbols: dict[str, torch.SymInt] = {}
     for name, t in zip(input_names, args):
         for d, label in dims.get(name, {}).items():
+            if t.shape[d] < 2:
+                raise ExportError(f"input {name!r} has size {t.shape[d]} at its dynamic dim {d} ({label!r}) in the "
+                                  f"example (shape {list(t.shape)}); a dynamic dim needs an example size of 2 or more")
             if label not in symbols:
                 source = ConstantSource(label)
                 symbol = shape_env.create_symbol(int(t.shape[d]), source, dynamic_dim=DimDynamic.DYNAMIC)
@@ -311,7 +314,8 @@ def program_from_graph(gm: torch.fx.GraphModule, parameters: Mapping[str, torch.
     specs += [InputSpec(InputKind.USER_INPUT, TensorArgument(ph.name), target=None) for ph in placeholders[n_lifted:]]
     output = next(n for n in gm.graph.nodes if n.op == "output")
     outs = []
-    for arg in torch.fx.node.map_arg(output.args[0], lambda n: n) if isinstance(output.args[0], (list, tuple)) else (output.args[0],):
+    results = output.args[0] if isinstance(output.args[0], (list, tuple)) else (output.args[0],)
+    for arg in results:
         if not isinstance(arg, torch.fx.Node):
             raise ExportError(f"the traced graph returns a non-tensor output {arg!r}")
         outs.append(OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(arg.name), target=None))
