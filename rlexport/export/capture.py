@@ -230,9 +230,6 @@ def symbolic_inputs(input_names: Sequence[str], args: Sequence[torch.Tensor], di
     symbols: dict[str, torch.SymInt] = {}
     for name, t in zip(input_names, args):
         for d, label in dims.get(name, {}).items():
-            if t.shape[d] < 2:
-                raise ExportError(f"input {name!r} has size {t.shape[d]} at its dynamic dim {d} ({label!r}) in the "
-                                  f"example (shape {list(t.shape)}); a dynamic dim needs an example size of 2 or more")
             if label not in symbols:
                 source = ConstantSource(label)
                 symbol = shape_env.create_symbol(int(t.shape[d]), source, dynamic_dim=DimDynamic.DYNAMIC)

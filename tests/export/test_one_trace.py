@@ -208,12 +208,3 @@ def test_a_forward_that_fixes_a_declared_size_is_refused(tmp_path):
         export_onnx(FixedBatch(), {"x": torch.randn(8, 3)}, tmp_path / "f.onnx", dynamic={"x": {0: "batch"}})
     assert not (tmp_path / "f.onnx").exists()
 
-
-def test_a_dynamic_dim_of_size_one_in_the_example_is_refused_by_name(tmp_path):
-    from rlexport.export import export_onnx
-    from rlexport.export.plan import ExportError
-
-    with pytest.raises(ExportError, match=r"input 'x' has size 1 at its dynamic dim 0 \('batch'\)"):
-        export_onnx(_Scaled3d(), {"x": torch.randn(1, 5, 3), "y": torch.randn(1, 5, 2)}, tmp_path / "m.onnx",
-                    dynamic={"x": {0: "batch"}, "y": {0: "batch"}})
-    assert list(tmp_path.iterdir()) == []
