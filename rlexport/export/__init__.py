@@ -4,7 +4,7 @@ gradient / train-step graphs — one pipeline.
 Every exporter takes ``(module, example, path, *, dynamic=True, dtype=None, ...)`` where
 ``example`` maps keyword name -> tensor (what ``module(**example)`` takes) and runs the same
 steps: ``plan`` (example casting, the one dynamic-dims rule, the one golden-case rule) ->
-``capture`` (``torch.export``; ``make_fx`` for autograd graphs) -> conversion (``onnx``,
+``capture`` (one ``make_fx`` trace for ONNX; ``torch.export`` for ``.pt2``) -> conversion (``onnx``,
 ``program``, ``torchscript``, ``aoti``) -> ``write`` (stage the model, ``X.json`` and
 ``X.golden/``, verify against the golden sample, commit atomically).
 """

@@ -11,7 +11,7 @@ How the graph is made (the route that works in torch 2.13, see the export probes
 made functional with ``torch.func.functional_call`` over a ``{name: tensor}`` dict of parameters
 and buffers; ``torch.autograd.grad`` on fresh leaves differentiates it inside ``make_fx(...,
 tracing_mode="symbolic")`` (``rlexport.export.capture.capture_function``), so the backward ops are
-recorded into the graph; then the one export pipeline: ``torch.export`` (dynamic batch, and time
+recorded into the graph (the one trace, dynamic batch, and time
 when the batch has a time axis), ONNX conversion, the golden sample by the one golden-case rule
 (``rlexport.export.plan.golden_inputs``: batch 1 and other horizons included), the one writer.
 Parameters and buffers are graph *inputs*, never baked constants.
