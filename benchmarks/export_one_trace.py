@@ -1,13 +1,15 @@
-"""A/B in one process: gradient and train-step exports with and without the one-decomposition path.
+"""A/B in one process: ONNX exports through the one-trace path and through the old two-trace path.
 
-    .venv/bin/python benchmarks/export_one_trace.py [--presets cartpole mujoco] [--kinds grad train-step]
-        [--repeats 3] [--threads 1]
+    .venv/bin/python benchmarks/export_one_trace.py [--presets cartpole mujoco]
+        [--kinds grad train-step loss gae loss-gae] [--repeats 3] [--threads 1]
 
-**new** is what ``export_grad`` / ``export_train_step`` do: ``make_fx`` decomposes with the ONNX
-exporter's table while it traces and ``to_onnx`` translates without the exporter's
-``run_decompositions`` re-trace (``rlexport.export.onnx.translatable_as_is``). **old** is the
-previous path (``make_fx`` without the table, the exporter's full ``_core.export``), selected by
-patching the two calls in this process only. Both run alternately after one warm-up export each
+**new** is what ``export_onnx`` / ``export_grad`` / ``export_train_step`` do: one ``make_fx``
+trace that decomposes with the ONNX exporter's table, wrapped as the program as it is, which
+``to_onnx`` translates without the exporter's ``run_decompositions`` re-trace
+(``rlexport.export.capture``, ``rlexport.export.onnx.translatable_as_is``). **old** is the path
+before it (forward graphs: ``torch.export``; gradient and train-step graphs: ``make_fx`` without
+the table, then ``torch.export`` of its graph; then the exporter's full ``_core.export`` with its
+decomposition re-trace), selected by patching the table and the check in this process only. Both run alternately after one warm-up export each
 (so the process's one-time imports and registry are paid before the first timed row); the table
 gives CPU seconds (process time: the steadier figure on a shared machine) and wall seconds, median
 and min, and the ONNX node counts of both graphs (the ONNX engine's per-call cost follows them).
@@ -26,7 +28,8 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["cartpole", "mujoco"])
-    parser.add_argument("--kinds", nargs="+", default=["grad", "train-step"], choices=["grad", "train-step"])
+    parser.add_argument("--kinds", nargs="+", default=["grad", "train-step"],
+                        choices=["grad", "train-step", "loss", "gae", "loss-gae"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -36,7 +39,7 @@ def main() -> None:
     import torch
 
     import rlexport.export.onnx as onnx_mod
-    from rlexport.export import export_grad, export_train_step
+    from rlexport.export import export_grad, export_onnx, export_train_step
     from rlexport.models.factory import BuildSpec, build_module
 
     torch.set_num_threads(args.threads)
@@ -50,23 +53,28 @@ def main() -> None:
         import rlexport.export.grad as grad_mod
         import rlexport.export.train_step as step_mod
 
-        grad_mod.onnx_decompositions = step_mod.onnx_decompositions = table
+        grad_mod.onnx_decompositions = step_mod.onnx_decompositions = onnx_mod.onnx_decompositions = table
 
-    print(f"gradient / train-step export, one process, old vs new alternately, threads {args.threads}, "
+    print(f"ONNX export, one process, old vs new alternately, threads {args.threads}, "
           f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {args.repeats} runs each (median / min)")
     print("| preset | artifact | old CPU | new CPU | old wall | new wall | old nodes | new nodes |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(10_000))
+        specs = {"grad": dict(loss="clip-ppo"), "train-step": dict(loss="clip-ppo"), "loss": dict(loss="clip-ppo"),
+                 "gae": dict(estimator="gae"), "loss-gae": dict(loss="clip-ppo", estimator="gae")}
         for preset in args.presets:
-            built = build_module(BuildSpec(preset=preset, loss="clip-ppo"))
             for kind in args.kinds:
+                built = build_module(BuildSpec(preset=preset, **specs[kind]))
+
                 def export() -> Path:
                     path = Path(tmp) / f"{preset}-{kind}-{next(counter)}.onnx"
                     if kind == "grad":
                         export_grad(built.module, built.example, path)
-                    else:
+                    elif kind == "train-step":
                         export_train_step(built.module, built.example, path, optimizer="adam")
+                    else:
+                        export_onnx(built.module, built.example, path)
                     return path
 
                 cpu: dict[str, list[float]] = {"old": [], "new": []}
