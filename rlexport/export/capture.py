@@ -13,7 +13,10 @@ ops on single-use intermediates made out-of-place (:func:`functionalize_single_u
 graph is wrapped as the program as it is (:func:`program_from_graph`): no ``torch.export``
 re-trace and no second decomposition trace in the translation
 (``rlexport.export.onnx.translatable_as_is``). A declared dim the forward fixes to one size is
-refused by name (:func:`check_dims_kept`); every artifact is then verified at other sizes.
+refused by name (:func:`check_dims_kept`); every artifact is then verified at other sizes. A
+graph that still holds an in-place op another value observes, or a higher-order op
+(``torch.cond``), is no program as it is: it takes the ``torch.export`` path below, which
+functionalizes them.
 
 The ``torch.export`` path goes through the one :func:`positional_adapter` (inputs positional, in
 input-name order) and the one dynamic-shapes declaration (:func:`torch_dynamic_shapes`: one
@@ -126,8 +129,10 @@ def capture_module(module: nn.Module, input_names: Sequence[str], args: Sequence
     parameters and buffers are the program's, under their ``module.<name>`` names).
 
     Without ``decompositions``: ``torch.export`` (``.pt2``, AOTInductor, TorchScript's input).
-    With the ONNX exporter's table: one decomposing trace (:func:`capture_function`), which the
-    ONNX translation takes as it is."""
+    With the ONNX exporter's table: one decomposing trace of the module made functional
+    (``torch.func.functional_call``), which the ONNX translation takes as it is; a forward whose
+    graph still holds an in-place op or a higher-order op (``torch.cond``) is ``torch.export``-ed
+    instead, which functionalizes them."""
     adapter = positional_adapter(module, input_names, indices)
     what = what or type(module).__name__
     if not decompositions:
@@ -139,61 +144,79 @@ def capture_module(module: nn.Module, input_names: Sequence[str], args: Sequence
     def flat_fn(*flat):
         return torch.func.functional_call(adapter, dict(zip(names, flat[:len(names)])), tuple(flat[len(names):]))
 
-    return capture_function(flat_fn, input_names, args, dims, what, decompositions, parameters=parameters, buffers=buffers,
-                            keep_composite=True)
+    fake_args = symbolic_inputs(input_names, args, dims, [*parameters.values(), *buffers.values()])
+    gm = _trace(flat_fn, fake_args, what, decompositions, keep_composite=True)
+    if not _prepare_as_is(gm):
+        return export_adapter(adapter, args, dims, what)
+    check_dims_kept(gm, input_names, dims, len(names), what)
+    return _program(gm, parameters, buffers, input_names, what)
 
 
 def capture_function(fn: Callable[..., tuple[torch.Tensor, ...]], input_names: Sequence[str],
                      args: Sequence[torch.Tensor], dims: DynamicDims, what: str,
-                     decompositions: Mapping[Any, Callable] | None = None, *,
-                     parameters: Mapping[str, torch.Tensor] | None = None,
-                     buffers: Mapping[str, torch.Tensor] | None = None,
-                     keep_composite: bool = False) -> torch.export.ExportedProgram:
+                     decompositions: Mapping[Any, Callable] | None = None) -> torch.export.ExportedProgram:
     """The ``ExportedProgram`` of ``fn`` from ONE ``make_fx`` trace (autograd recorded into the
     graph), taking ``args`` positionally in ``input_names`` order.
 
-    ``fn`` is called as ``fn(*parameters.values(), *buffers.values(), *args)``: ``parameters`` and
-    ``buffers`` (by module name) become the program's parameters and buffers (ONNX initializers of
-    those names), ``args`` its user inputs.
-
     ``decompositions``: an ATen decomposition table applied while tracing (in-place overloads are
     left out of it: :func:`functionalize_single_use` handles those). With one, the trace runs over
-    fake inputs whose declared dims (``dims``) are symbolic and every other dim static, dims
-    sharing a label are one size, and the graph becomes the program as it is
+    fake inputs whose declared dims (``dims``) are one symbol per label and every other dim static
+    (:func:`symbolic_inputs`), and the graph becomes the program as it is
     (:func:`program_from_graph`): no ``torch.export`` re-trace. Without one (a ``.pt2``/AOTInductor
-    train step), ``make_fx`` traces every dim symbolically and ``torch.export`` re-traces the graph
-    with the declared dims.
+    train step), or when the graph still holds an in-place op or a higher-order op after
+    :func:`functionalize_single_use`, ``torch.export`` re-traces the graph with the declared dims."""
+    if not decompositions:
+        gm = _trace(fn, args, what)
+    else:
+        gm = _trace(fn, symbolic_inputs(input_names, args, dims), what, decompositions)
+        if _prepare_as_is(gm):
+            check_dims_kept(gm, input_names, dims, 0, what)
+            return _program(gm, {}, {}, input_names, what)
+    dedupe_cond_operands(gm)
+    return export_adapter(positional_adapter(gm, input_names, keywords=False), args, dims, what)
 
-    ``keep_composite``: composite ops the table does not decompose stay single calls
-    (:func:`keep_composite_ops`); only for a ``fn`` without autograd inside (it disables their
-    autograd formulas while tracing)."""
-    parameters, buffers = dict(parameters or {}), dict(buffers or {})
-    lifted = [*parameters.values(), *buffers.values()]
-    if lifted and not decompositions:
-        raise ValueError("capture_function: parameters/buffers need a decomposition table (the one-trace path)")
+
+def _trace(fn: Callable, args: Sequence[torch.Tensor], what: str, decompositions: Mapping[Any, Callable] | None = None,
+           keep_composite: bool = False) -> torch.fx.GraphModule:
+    """``make_fx(fn, symbolic)(*args)``, decomposing by ``decompositions`` (its in-place overloads
+    left out) and, with ``keep_composite``, keeping the composite ops it does not decompose whole
+    (:func:`keep_composite_ops`; only for a ``fn`` without autograd inside: it disables their
+    autograd formulas while tracing). A failure is an ``ExportError`` naming ``what``."""
     table = None
     if decompositions:
         table = {op: fn_ for op, fn_ in decompositions.items()
                  if not (isinstance(op, torch._ops.OpOverload) and op._schema.is_mutable)}
     try:
         with fx_config.patch(use_duck_shape=False), quiet():
-            if table is None:
-                gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*args)
-            else:
-                fake_args = symbolic_inputs(input_names, args, dims, lifted)
-                with keep_composite_ops(table) if keep_composite else contextlib.nullcontext(table) as python_table:
-                    gm = make_fx(fn, decomposition_table=python_table, tracing_mode="symbolic",
-                                 _allow_non_fake_inputs=True)(*fake_args)
-    except ExportError:
-        raise
+            with keep_composite_ops(table) if keep_composite else contextlib.nullcontext(table) as python_table:
+                return make_fx(fn, decomposition_table=python_table, tracing_mode="symbolic",
+                               _allow_non_fake_inputs=True)(*args)
     except Exception as err:  # noqa: BLE001
         raise ExportError(f"tracing {what} failed: {type(err).__name__}: {str(err).strip()[:2000]}") from err
-    dedupe_cond_operands(gm)
-    if table is None:
-        return export_adapter(positional_adapter(gm, input_names, keywords=False), args, dims, what)
+
+
+def _prepare_as_is(gm: torch.fx.GraphModule) -> bool:
+    """Rewrite what the one-trace program cannot hold (:func:`functionalize_single_use`,
+    :func:`expand_sym_numel`); whether ``gm`` is then functional and flat - no in-place op and no
+    higher-order op in any of its graphs - so that it is a program as it is."""
     functionalize_single_use(gm)
     expand_sym_numel(gm)
-    check_dims_kept(gm, input_names, dims, len(lifted), what)
+    for sub in gm.modules():
+        if not isinstance(sub, torch.fx.GraphModule):
+            return False
+        for node in sub.graph.nodes:
+            target = node.target
+            if node.op != "call_function":
+                continue
+            if isinstance(target, torch._ops.HigherOrderOperator):
+                return False
+            if isinstance(target, torch._ops.OpOverload) and target._schema.is_mutable:
+                return False
+    return True
+
+
+def _program(gm: torch.fx.GraphModule, parameters: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
+             input_names: Sequence[str], what: str) -> torch.export.ExportedProgram:
     try:
         return program_from_graph(gm, parameters, buffers, input_names)
     except Exception as err:  # noqa: BLE001

@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pytest
+import onnx
 import onnxruntime as ort
+import pytest
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from rlexport.export import export_onnx
 from rlexport.export import onnx as onnx_export
-from rlexport.export.capture import capture_function, functionalize_single_use
+from rlexport.export.capture import capture_function, functionalize_single_use, symbolic_inputs
 from rlexport.export.onnx import onnx_decompositions, to_onnx, translatable_as_is
+from rlexport.export.plan import ExportError
 
 
 def test_private_exporter_api_is_where_we_use_it():
@@ -159,8 +162,6 @@ def test_forward_export_is_one_trace_without_torch_export(tmp_path, monkeypatch)
     """``export_onnx`` traces once (no ``torch.export``), keeps ``aten.linear`` whole (one
     ``MatMul`` + ``Add``, not a reshaped ``Gemm``), lifts the tensor attribute and the buffer to
     initializers, and the graph runs at other batch and time sizes."""
-    from rlexport.export import export_onnx
-
     def no_torch_export(*_a, **_k):
         raise AssertionError("torch.export.export was called for an ONNX export")
 
@@ -170,8 +171,6 @@ def test_forward_export_is_one_trace_without_torch_export(tmp_path, monkeypatch)
     example = {"x": torch.randn(4, 5, 3), "y": torch.randn(4, 5, 2)}
     path = export_onnx(module, example, tmp_path / "m.onnx", dynamic={"x": {0: "batch", 1: "time"},
                                                                      "y": {0: "batch", 1: "time"}})
-    import onnx
-
     model = onnx.load(str(path))
     ops = [n.op_type for n in model.graph.node]
     assert "MatMul" in ops and "Gemm" not in ops, ops
@@ -185,8 +184,6 @@ def test_forward_export_is_one_trace_without_torch_export(tmp_path, monkeypatch)
 
 
 def test_inputs_sharing_a_label_share_one_symbol():
-    from rlexport.export.capture import symbolic_inputs
-
     a, b, c = torch.randn(4, 4, 3), torch.randn(4, 4, 1), torch.randn(4, 2)  # batch == time: never merged by value
     dims = {"a": {0: "batch", 1: "time"}, "b": {0: "batch", 1: "time"}, "c": {0: "batch"}}
     fa, fb, fc = symbolic_inputs(["a", "b", "c"], [a, b, c], dims)
@@ -197,9 +194,6 @@ def test_inputs_sharing_a_label_share_one_symbol():
 
 
 def test_a_forward_that_fixes_a_declared_size_is_refused(tmp_path):
-    from rlexport.export import export_onnx
-    from rlexport.export.plan import ExportError
-
     class FixedBatch(torch.nn.Module):
         def forward(self, *, x):
             return x.reshape(8, 3) * 2.0  # works only at batch 8
@@ -208,3 +202,32 @@ def test_a_forward_that_fixes_a_declared_size_is_refused(tmp_path):
         export_onnx(FixedBatch(), {"x": torch.randn(8, 3)}, tmp_path / "f.onnx", dynamic={"x": {0: "batch"}})
     assert not (tmp_path / "f.onnx").exists()
 
+
+
+class _ObservedInPlace(torch.nn.Module):
+    def forward(self, *, x):
+        y = x * 2
+        first = y[0]  # a view taken before the in-place op sees it: it cannot become out-of-place
+        y.mul_(3)
+        return first + y
+
+
+class _Branching(torch.nn.Module):
+    def forward(self, *, x):
+        return torch.cond(x.sum() > 0, lambda t: t * 2, lambda t: t - 1, (x,))
+
+
+@pytest.mark.parametrize("module", [_ObservedInPlace(), _Branching()], ids=["observed-in-place", "torch.cond"])
+def test_forward_the_one_trace_cannot_hold_goes_through_torch_export(module, tmp_path, monkeypatch):
+    """An in-place op another value observes, or a higher-order op, leaves the one-trace graph
+    unfit to be a program as it is: the export takes ``torch.export`` (which functionalizes them)
+    and still matches eager at other batch sizes."""
+    calls = []
+    real_export = torch.export.export
+    monkeypatch.setattr(torch.export, "export", lambda *a, **k: calls.append(1) or real_export(*a, **k))
+    path = export_onnx(module, {"x": torch.randn(4, 3)}, tmp_path / "m.onnx", dynamic={"x": {0: "batch"}})
+    assert calls
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for x in (torch.randn(6, 3), -torch.rand(2, 3)):
+        (out,) = sess.run(None, {"x": x.numpy()})
+        np.testing.assert_allclose(out, module(x=x).numpy(), rtol=1e-6, atol=1e-6)
